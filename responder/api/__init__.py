@@ -1,0 +1,1 @@
+"""HTTP API: incidents, status page, health, metrics, and the error middleware."""

@@ -1,0 +1,87 @@
+"""The built-in public status page: GET /status (HTML) and GET /status.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from jinja2 import Environment, select_autoescape
+
+from responder.incidents.model import IncidentState
+from responder.keys import CONFIG, SERVICES
+
+__all__ = ["setup_status_routes", "status_document"]
+
+_RANK = {"operational": 0, "under_maintenance": 1, "degraded_performance": 2, "partial_outage": 3,
+         "major_outage": 4}
+_LABEL = {"operational": "Operational", "degraded_performance": "Degraded performance",
+          "partial_outage": "Partial outage", "major_outage": "Major outage",
+          "under_maintenance": "Under maintenance"}
+
+_PAGE = Environment(autoescape=select_autoescape(default=True)).from_string("""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<meta http-equiv="refresh" content="30"><title>{{ doc.title }}</title>
+<style>
+body{font-family:system-ui,sans-serif;max-width:760px;margin:2rem auto;padding:0 1rem;color:#222}
+.banner{padding:1rem;border-radius:6px;color:#fff;font-weight:600}
+.operational{background:#2e7d32}.degraded_performance{background:#f9a825}.partial_outage{background:#ef6c00}
+.major_outage{background:#c62828}.under_maintenance{background:#1565c0}
+ul{list-style:none;padding:0}li{padding:.6rem 0;border-bottom:1px solid #eee;display:flex;justify-content:space-between}
+.pill{padding:.1rem .5rem;border-radius:4px;color:#fff;font-size:.85rem}small{color:#666}
+</style></head><body>
+<h1>{{ doc.title }}</h1>
+<div class="banner {{ doc.overall }}">{{ labels[doc.overall] }}</div>
+<h2>Components</h2><ul>
+{% for c in doc.components %}<li><span>{{ c.name }}{% if c.message %}<br><small>{{ c.message }}</small>{% endif %}</span>
+<span class="pill {{ c.status }}">{{ labels[c.status] }}</span></li>{% else %}<li>No components yet.</li>{% endfor %}
+</ul>
+<h2>Open incidents</h2><ul>
+{% for i in doc.incidents %}<li><span>#{{ i.id }} {{ i.title }}<br><small>since {{ i.created_at }}</small></span>
+<span>{{ i.state }}</span></li>{% else %}<li>No open incidents.</li>{% endfor %}
+</ul>
+<h2>Recent history</h2><ul>
+{% for h in doc.history %}<li><span>{{ h.component }}: {{ labels.get(h.status, h.status) }}
+{% if h.message %}<br><small>{{ h.message }}</small>{% endif %}</span><small>{{ h.updated_at }}</small></li>
+{% else %}<li>Nothing to report.</li>{% endfor %}
+</ul></body></html>""")
+
+
+async def status_document(app: web.Application) -> dict[str, Any]:
+    services = app[SERVICES]
+    page = app[CONFIG].config.status_page
+    states = await services.status.components()
+    components = []
+    for component in page.components:
+        state = states.pop(component.id, {})
+        components.append({"id": component.id, "name": component.name, "status": state.get("status", "operational"),
+                           "message": state.get("message", ""), "updated_at": state.get("updated_at")})
+    for component_id, state in sorted(states.items()):  # set by a playbook but not declared in the config
+        components.append({"id": component_id, "name": component_id, "status": state["status"],
+                           "message": state.get("message", ""), "updated_at": state.get("updated_at")})
+    overall = max((c["status"] for c in components), key=lambda s: _RANK.get(s, 0), default="operational")
+    open_incidents = []
+    for state in (IncidentState.TRIGGERED, IncidentState.ACKNOWLEDGED, IncidentState.MITIGATING):
+        open_incidents += await services.incidents.store.list(state, 50)
+    open_incidents.sort(key=lambda i: i.created_at, reverse=True)
+    return {
+        "title": page.title,
+        "overall": overall,
+        "components": components,
+        "incidents": [{"id": i.id, "title": i.title, "state": i.state.value, "severity": i.severity.value,
+                       "created_at": i.created_at.isoformat()} for i in open_incidents],
+        "history": await services.status.history(20),
+    }
+
+
+async def status_json(request: web.Request) -> web.Response:
+    return web.json_response(await status_document(request.app))
+
+
+async def status_html(request: web.Request) -> web.Response:
+    doc = await status_document(request.app)
+    return web.Response(text=_PAGE.render(doc=doc, labels=_LABEL), content_type="text/html")
+
+
+def setup_status_routes(app: web.Application) -> None:
+    app.router.add_get("/status", status_html)
+    app.router.add_get("/status.json", status_json)

@@ -1,0 +1,1 @@
+"""Configuration: models (the single source of truth), the YAML loader and env substitution."""

@@ -1,0 +1,178 @@
+"""Load responder.yaml plus every rules/*.yaml and playbooks/*.yaml; collect every problem at once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from responder.actions import action_catalog
+from responder.config.model import ResponderConfig
+from responder.config.yamlfile import Problem, YamlDoc, load_yaml, validate_doc
+from responder.engine.rules import Rule, RulesFile
+from responder.errors import ConfigError
+from responder.playbooks.model import Playbook, PlaybooksFile, Step
+from responder.playbooks.render import Renderer, TemplateError, has_template
+
+__all__ = ["LoadedConfig", "bundled_config_path", "load_config", "secret_values"]
+
+
+@dataclass
+class LoadedConfig:
+    """Everything the daemon runs from, validated together."""
+
+    config: ResponderConfig
+    rules: list[Rule] = field(default_factory=list)
+    playbooks: dict[str, Playbook] = field(default_factory=dict)
+    path: Path | None = None
+    files: list[str] = field(default_factory=list)
+
+
+def bundled_config_path() -> Path:
+    """The responder.yaml shipped with the package (or at the top of a source checkout)."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "bundled" / "responder.yaml", here.parent / "responder.yaml"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("no bundled responder.yaml found")
+
+
+def _display(path: Path, base: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _yaml_files(base: Path, dirs: list[str]) -> list[Path]:
+    out: list[Path] = []
+    for folder in dirs:
+        root = (base / folder) if not Path(folder).is_absolute() else Path(folder)
+        if root.is_dir():
+            out += sorted(p for p in root.rglob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+    return out
+
+
+def _check_params(doc: YamlDoc, loc: tuple[str | int, ...], step: Step, renderer: Renderer) -> list[Problem]:
+    """The action exists, its `with` fits the action's params model, and its templates compile."""
+    catalog = action_catalog()
+    if step.action not in catalog:
+        known = ", ".join(sorted(catalog))
+        return [doc.problem((*loc, "action"), f"unknown action {step.action!r} (known: {known})")]
+    problems: list[Problem] = []
+    try:
+        renderer.check(step.with_)
+        if step.when:
+            renderer.check_expression(step.when)
+    except TemplateError as exc:
+        problems.append(doc.problem((*loc, "with"), f"template error: {exc}"))
+    params_model = catalog[step.action][2]
+    sub = YamlDoc(doc.path, doc.tree, step.with_)
+    _, errors = validate_doc(sub, params_model)
+    for problem in errors:
+        # a templated value is only known at run time: its type is checked then
+        field_path = problem.field.split(".")
+        value = step.with_.get(field_path[0]) if field_path else None
+        if has_template(value):
+            continue
+        line, col = doc.position((*loc, "with", *(int(p) if p.isdigit() else p for p in field_path)))
+        problems.append(Problem(doc.path, line, col, ".".join(map(str, (*loc, "with"))) + "." + problem.field,
+                                problem.message))
+    return problems
+
+
+def _walk_steps(steps: list[Step], loc: tuple[str | int, ...]) -> list[tuple[tuple[str | int, ...], Step]]:
+    out = []
+    for i, step in enumerate(steps):
+        out.append(((*loc, i), step))
+        out += _walk_steps(step.on_failure, (*loc, i, "on_failure"))
+    return out
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> LoadedConfig:
+    """Load and cross-check everything; raise ConfigError listing every problem found."""
+    env = dict(os.environ if env is None else env)
+    path = path or bundled_config_path()
+    base = path.parent
+    problems: list[Problem] = []
+    doc, found = load_yaml(path, _display(path, base), env)
+    problems += found
+    config = ResponderConfig()
+    if doc is not None:
+        model, found = validate_doc(doc, ResponderConfig)
+        problems += found
+        config = model or config
+    loaded = LoadedConfig(config=config, path=path)
+    rule_sites: dict[str, tuple[YamlDoc, int, str]] = {}
+    renderer = Renderer()
+    for file in _yaml_files(base, config.rules_dirs):
+        rdoc, found = load_yaml(file, _display(file, base), env)
+        problems += found
+        if rdoc is None:
+            continue
+        loaded.files.append(rdoc.path)
+        rules, found = validate_doc(rdoc, RulesFile)
+        problems += found
+        for i, rule in enumerate(rules.rules if rules else []):
+            if rule.id in rule_sites:
+                first = rule_sites[rule.id]
+                problems.append(rdoc.problem(("rules", i, "id"), f"duplicate rule id {rule.id!r} "
+                                             f"(first defined in {first[0].path}:{first[0].position(('rules', first[1], 'id'))[0]})"))
+                continue
+            rule_sites[rule.id] = (rdoc, i, file.name)
+            loaded.rules.append(rule)
+    playbook_sites: dict[str, YamlDoc] = {}
+    for file in _yaml_files(base, config.playbook_dirs):
+        pdoc, found = load_yaml(file, _display(file, base), env)
+        problems += found
+        if pdoc is None:
+            continue
+        loaded.files.append(pdoc.path)
+        books, found = validate_doc(pdoc, PlaybooksFile)
+        problems += found
+        for i, book in enumerate(books.playbooks if books else []):
+            if book.id in loaded.playbooks:
+                problems.append(pdoc.problem(("playbooks", i, "id"), f"duplicate playbook id {book.id!r} "
+                                             f"(first defined in {playbook_sites[book.id].path})"))
+                continue
+            loaded.playbooks[book.id] = book
+            playbook_sites[book.id] = pdoc
+            for section in ("steps", "on_resolve"):
+                for loc, step in _walk_steps(getattr(book, section), ("playbooks", i, section)):
+                    problems += _check_params(pdoc, loc, step, renderer)
+    for rule_id, (rdoc, i, _) in rule_sites.items():
+        rule = next(r for r in loaded.rules if r.id == rule_id)
+        if rule.playbook and rule.playbook not in loaded.playbooks:
+            known = ", ".join(sorted(loaded.playbooks)) or "none loaded"
+            problems.append(rdoc.problem(("rules", i, "playbook"), f"unknown playbook {rule.playbook!r} "
+                                         f"(known: {known})"))
+    if problems:
+        raise ConfigError(sorted(set(problems)))
+    return loaded
+
+
+def secret_values(config: ResponderConfig) -> list[str]:
+    """Every secret in the config, for redaction in logs, errors and Sentry events."""
+    out: list[str] = []
+
+    def walk(value: object) -> None:
+        if isinstance(value, SecretStr):
+            if value.get_secret_value():
+                out.append(value.get_secret_value())
+        elif hasattr(value, "__dict__") and hasattr(value, "model_fields"):
+            for item in value.__dict__.values():
+                walk(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(config)
+    if config.redis.url and "@" in config.redis.url:
+        out.append(config.redis.url)
+    return out

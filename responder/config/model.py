@@ -1,0 +1,101 @@
+"""ResponderConfig: the root of responder.yaml."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from responder.actions.vendors import (
+    FlyConfig,
+    KubernetesConfig,
+    PagerDutyConfig,
+    RailwayConfig,
+    ShellConfig,
+    SlackConfig,
+    StatuspageConfig,
+    VercelConfig,
+)
+from responder.config.base import Duration, StrictModel
+from responder.ingest.alertmanager import AlertmanagerConfig
+from responder.ingest.grafana import GrafanaConfig
+from responder.ingest.sentry import SentryConfig
+from responder.ingest.uptimerobot import UptimeRobotConfig
+
+__all__ = ["ApiTokens", "EngineConfig", "IngestConfig", "ProvidersConfig", "RedisConfig", "ResponderConfig",
+           "ServerConfig", "StatusComponent", "StatusPageConfig"]
+
+
+class ApiTokens(StrictModel):
+    read: SecretStr | None = Field(default=None, description="bearer token for GET /api/v1 (unset: reads are open)")
+    write: SecretStr | None = Field(default=None, description="bearer token for POST /api/v1 (unset: writes refused)")
+
+
+class ServerConfig(StrictModel):
+    host: str = Field(default="127.0.0.1", description="address to listen on")
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str | None = Field(default=None, description="how people reach this daemon (links in messages)")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="larger webhook bodies are refused (413)")
+    api_tokens: ApiTokens = Field(default_factory=ApiTokens)
+
+
+class RedisConfig(StrictModel):
+    url: str | None = Field(default=None, description="redis:// or rediss:// URL; unset = embedded, not durable")
+    socket_timeout: Duration = Field(default=timedelta(seconds=5))
+    connect_timeout: Duration = Field(default=timedelta(seconds=2))
+    retries: int = Field(default=3, ge=0, le=20)
+    max_connections: int = Field(default=64, ge=4)
+    prefix: str = Field(default="responder", pattern=r"^[A-Za-z0-9_.\-]+$")
+
+
+class IngestConfig(StrictModel):
+    sentry: SentryConfig = Field(default_factory=SentryConfig)
+    grafana: GrafanaConfig = Field(default_factory=GrafanaConfig)
+    alertmanager: AlertmanagerConfig = Field(default_factory=AlertmanagerConfig)
+    uptimerobot: UptimeRobotConfig = Field(default_factory=UptimeRobotConfig)
+
+
+class ProvidersConfig(StrictModel):
+    railway: RailwayConfig = Field(default_factory=RailwayConfig)
+    fly: FlyConfig = Field(default_factory=FlyConfig)
+    vercel: VercelConfig = Field(default_factory=VercelConfig)
+    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
+    pagerduty: PagerDutyConfig = Field(default_factory=PagerDutyConfig)
+    slack: SlackConfig = Field(default_factory=SlackConfig)
+    statuspage: StatuspageConfig = Field(default_factory=StatuspageConfig)
+    shell: ShellConfig = Field(default_factory=ShellConfig)
+
+
+class StatusComponent(StrictModel):
+    id: str
+    name: str
+    description: str = ""
+
+
+class StatusPageConfig(StrictModel):
+    title: str = "Service status"
+    components: list[StatusComponent] = Field(default_factory=list)
+
+
+class EngineConfig(StrictModel):
+    tick: Duration = Field(default=timedelta(seconds=1), description="how often timers (`for`, windows) are checked")
+    dedup_ttl: Duration = Field(default=timedelta(hours=24), description="how long a redelivery is recognised")
+    stream_maxlen: int = Field(default=100_000, ge=1000)
+    claim_idle: Duration = Field(default=timedelta(seconds=30), description="take over a dead consumer's events")
+    max_deliveries: int = Field(default=5, ge=1, description="then the event is dead-lettered")
+    run_lease: Duration = Field(default=timedelta(seconds=30), description="a crashed replica's runs resume after")
+
+
+class ResponderConfig(StrictModel):
+    """responder.yaml"""
+
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    redis: RedisConfig = Field(default_factory=RedisConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    providers: ProvidersConfig = Field(default_factory=ProvidersConfig)
+    status_page: StatusPageConfig = Field(default_factory=StatusPageConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    rules_dirs: list[str] = Field(default_factory=lambda: ["rules"], description="relative to this file")
+    playbook_dirs: list[str] = Field(default_factory=lambda: ["playbooks"], description="relative to this file")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -1,0 +1,96 @@
+"""EngineConsumer: reads the event stream through a consumer group and runs the periodic tick."""
+
+from __future__ import annotations
+
+import asyncio
+
+from responder.clock import Clock
+from responder.config.model import EngineConfig
+from responder.engine.evaluator import Evaluator
+from responder.logs import bind, get_logger, unbind
+from responder.metrics import Metrics
+from responder.observability import report_exception
+from responder.playbooks.runner import PlaybookRunner
+from responder.store.events import Delivery, EventStream
+from responder.store.redis import RedisError
+
+__all__ = ["EngineConsumer"]
+
+log = get_logger(__name__)
+
+
+class EngineConsumer:
+    """At-least-once: an event is acknowledged only after the rules have handled it."""
+
+    def __init__(self, stream: EventStream, evaluator: Evaluator, runner: PlaybookRunner, metrics: Metrics,
+                 clock: Clock, config: EngineConfig, name: str) -> None:
+        self.stream = stream
+        self.evaluator = evaluator
+        self.runner = runner
+        self.metrics = metrics
+        self.clock = clock
+        self.config = config
+        self.name = name
+        self.group = stream.keys.engine_group
+
+    async def process(self, delivery: Delivery) -> bool:
+        """Handle one entry; True when it was acknowledged (done or dead-lettered)."""
+        if delivery.event is None:
+            await self.stream.dead_letter(self.group, delivery, "undecodable entry")
+            return True
+        bind(event_id=delivery.event.id)
+        try:
+            await self.evaluator.handle(delivery.event)
+        except RedisError:
+            raise  # the store is down: leave the entry pending, it is retried when Redis is back
+        except Exception as exc:
+            self.metrics.pipeline_errors.labels(stage="engine").inc()
+            report_exception(exc, event_id=delivery.event.id)
+            if delivery.times_delivered >= self.config.max_deliveries:
+                await self.stream.dead_letter(self.group, delivery, f"{exc.__class__.__name__}: {exc}")
+                return True
+            return False  # stays pending; claimed again after `claim_idle`
+        finally:
+            unbind("event_id")
+        await self.stream.ack(self.group, [delivery.message_id])
+        self.metrics.events_processed.inc()
+        return True
+
+    async def poll(self, *, block_ms: int = 1000, pending: bool = False) -> int:
+        deliveries = await self.stream.read(self.group, self.name, block_ms=block_ms, pending=pending)
+        for delivery in deliveries:
+            await self.process(delivery)
+        return len(deliveries)
+
+    async def tick(self) -> None:
+        """Timers, lapsed run leases and a dead consumer's pending events."""
+        await self.evaluator.tick()
+        await self.runner.resume_expired()
+        idle_ms = int(self.config.claim_idle.total_seconds() * 1000)
+        for delivery in await self.stream.claim_stale(self.group, self.name, min_idle_ms=idle_ms):
+            await self.process(delivery)
+
+    async def run(self) -> None:
+        await self.stream.ensure_group(self.group)
+        await self.poll(pending=True)  # our own unacknowledged entries from before a restart
+        while True:
+            try:
+                await self.poll(block_ms=1000)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                log.warning("event stream unavailable", error=exc.__class__.__name__)
+                await asyncio.sleep(1)
+
+    async def run_ticks(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                log.warning("tick skipped: store unavailable", error=exc.__class__.__name__)
+            except Exception as exc:
+                self.metrics.pipeline_errors.labels(stage="tick").inc()
+                report_exception(exc)
+            await asyncio.sleep(self.config.tick.total_seconds())

@@ -1,0 +1,149 @@
+"""Evaluator: runs each event (and each timer tick) through the rules and acts on the decisions."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from responder.clock import Clock, to_ms
+from responder.engine.rules import Rule
+from responder.events import Event
+from responder.incidents.model import Incident
+from responder.incidents.service import IncidentService
+from responder.logs import get_logger
+from responder.metrics import Metrics
+from responder.playbooks.render import Renderer, TemplateError
+from responder.store.rulestate import Evaluation, RuleStateStore
+
+__all__ = ["Decision", "Evaluator"]
+
+log = get_logger(__name__)
+Starter = Callable[[Incident, str, Event | None], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one rule decided for one group: fire, update, resolve, pending, reset, ..."""
+
+    rule_id: str
+    key: str
+    result: str
+    state: str
+    value: float | None
+    incident_id: str | None = None
+
+
+class RuleIndex:
+    """Rules bucketed by their plain (source, name) equality, so an event is tested only against candidates."""
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self.by_id: dict[str, Rule] = {}
+        self._buckets: dict[tuple[str | None, str | None], list[tuple[Rule, Callable[[Event], bool]]]] = \
+            defaultdict(list)
+        for rule in rules:
+            if rule.enabled:
+                self.by_id[rule.id] = rule
+                self._buckets[rule.match.equality_key()].append((rule, rule.match.compile()))
+
+    def candidates(self, event: Event) -> list[Rule]:
+        out = []
+        for key in ((event.source, event.name), (event.source, None), (None, event.name), (None, None)):
+            for rule, test in self._buckets.get(key, ()):
+                if test(event):
+                    out.append(rule)
+        return out
+
+
+def member_of(rule: Rule, group: dict[str, str]) -> str:
+    """The incident key: rule id plus the group values, in group_by order."""
+    return rule.id + "|" + ",".join(f"{k}={v}" for k, v in group.items())
+
+
+class Evaluator:
+    def __init__(self, rules: Iterable[Rule], state: RuleStateStore, incidents: IncidentService, clock: Clock,
+                 metrics: Metrics, start_playbook: Starter | None = None) -> None:
+        self.index = RuleIndex(rules)
+        self.state = state
+        self.incidents = incidents
+        self.clock = clock
+        self.metrics = metrics
+        self.start_playbook = start_playbook
+        self.renderer = Renderer()
+
+    async def handle(self, event: Event) -> list[Decision]:
+        """Evaluate every rule matching `event`; open, update and resolve incidents accordingly."""
+        decisions = []
+        for rule in self.index.candidates(event):
+            group = rule.group_values(event)
+            evaluation = await self._step(rule, group, event)
+            decisions.append(await self._act(rule, group, evaluation, event))
+        return decisions
+
+    async def tick(self) -> list[Decision]:
+        """Evaluate every rule group whose timer expired: `for` elapsed, resolve delay over, window edge."""
+        decisions = []
+        for member in await self.state.due(to_ms(self.clock.now())):
+            rule = self.index.by_id.get(member.split("|", 1)[0])
+            if rule is None:
+                await self.state.forget(member)
+                continue
+            group = await self.state.group_of(member)
+            evaluation = await self._step(rule, group, None)
+            decisions.append(await self._act(rule, group, evaluation, None))
+        return decisions
+
+    async def _step(self, rule: Rule, group: dict[str, str], event: Event | None) -> Evaluation:
+        member = member_of(rule, group)
+        common = {
+            "now_ms": to_ms(self.clock.now()),
+            "for_ms": int(rule.for_.total_seconds() * 1000),
+            "resolve_ms": int(rule.resolve.after.total_seconds() * 1000),
+            "quiet_ms": int(rule.resolve.quiet.total_seconds() * 1000) if rule.resolve.quiet else 0,
+            "group": json.dumps(group),
+        }
+        self.metrics.rule_evaluations.labels(rule=rule.id).inc()
+        if rule.over is None:
+            holds = event is not None and rule.when.event_holds(event)
+            return await self.state.evaluate(
+                member, mode="series", item=event.fingerprint if event else "", holds=holds,
+                sample=event.model_dump_json() if event and holds else "", **common)  # type: ignore[arg-type]
+        counted = event is not None and rule.over.counted.event_holds(event)
+        comparison = rule.when.value
+        assert comparison is not None  # enforced by the Rule model
+        return await self.state.evaluate(
+            member, mode="window", item=event.id if event else "", holds=counted,
+            window_ms=int(rule.over.window.total_seconds() * 1000), kind=rule.over.kind, op=comparison.op,
+            threshold=comparison.threshold, sample=event.model_dump_json() if event and counted else "",
+            **common)  # type: ignore[arg-type]
+
+    def _title(self, rule: Rule, group: dict[str, str], event: Event | None) -> str:
+        suffix = " ".join(f"{k}={v}" for k, v in group.items() if v)
+        if rule.title:
+            try:
+                context = {"event": event.model_dump() if event else {}, "group": group, "rule": rule.model_dump()}
+                return str(self.renderer.render(rule.title, context))
+            except TemplateError as exc:
+                log.warning("rule title template failed", rule_id=rule.id, error=str(exc))
+        return (rule.description or rule.id) + (f" ({suffix})" if suffix else "")
+
+    async def _act(self, rule: Rule, group: dict[str, str], ev: Evaluation, event: Event | None) -> Decision:
+        key = member_of(rule, group)
+        incident_id = await self.incidents.store.open_id(key)
+        if ev.result == "fire":
+            sample = event or (Event.model_validate(ev.sample) if ev.sample else None)
+            value = f" (value {ev.value:g})" if ev.value is not None else ""
+            incident, created = await self.incidents.open(
+                key=key, rule_id=rule.id, title=self._title(rule, group, sample), severity=rule.severity, group=group,
+                playbook=rule.playbook, event=sample, text=f"rule {rule.id} fired{value}")
+            incident_id = incident.id
+            self.metrics.rule_firings.labels(rule=rule.id).inc()
+            log.info("rule fired", rule_id=rule.id, incident_id=incident.id, created=created)
+            if created and rule.playbook and self.start_playbook:
+                await self.start_playbook(incident, rule.playbook, sample)
+        elif incident_id and event is not None and ev.result in ("update", "resolving", "resolve", "none"):
+            await self.incidents.record_event(incident_id, event)
+        if ev.result == "resolve" and incident_id:
+            await self.incidents.resolve(incident_id, f"rule:{rule.id}", "condition cleared")
+        return Decision(rule.id, key, ev.result, ev.state, ev.value, incident_id)

@@ -1,0 +1,1 @@
+"""Incidents: the model, the transition table and the service that applies it."""

@@ -1,0 +1,122 @@
+"""IncidentService: open, update, acknowledge, mitigate and resolve incidents; every change on the timeline."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from responder.clock import Clock
+from responder.events import Event, Severity
+from responder.incidents.model import Incident, IncidentState, TimelineEntry
+from responder.incidents.transitions import Action, IllegalTransition, next_state
+from responder.logs import get_logger
+from responder.store.incidents import IncidentStore
+
+__all__ = ["IncidentNotFound", "IncidentService"]
+
+log = get_logger(__name__)
+Listener = Callable[[Incident, str], Awaitable[None]]
+
+
+class IncidentNotFound(LookupError):
+    pass
+
+
+class IncidentService:
+    """The only writer of incidents. Listeners hear about resolutions (to run `on_resolve` steps)."""
+
+    def __init__(self, store: IncidentStore, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+        self.on_resolved: list[Listener] = []
+        self.on_opened: list[Listener] = []
+
+    def entry(self, actor: str, kind: str, text: str, **data: Any) -> TimelineEntry:
+        return TimelineEntry(at=self.clock.now(), actor=actor, kind=kind, text=text, data=data)
+
+    async def get(self, incident_id: str) -> Incident:
+        incident = await self.store.get(incident_id)
+        if incident is None:
+            raise IncidentNotFound(incident_id)
+        return incident
+
+    async def open(self, *, key: str, rule_id: str, title: str, severity: Severity, group: dict[str, str],
+                   playbook: str | None, event: Event | None, text: str) -> tuple[Incident, bool]:
+        """Open an incident for `key`, or return the open one (the firing is appended to it)."""
+        now = self.clock.now()
+        draft = Incident(
+            id="", key=key, rule_id=rule_id, title=title, severity=severity, group=group, playbook=playbook,
+            service=event.service if event else group.get("service"), labels=dict(event.labels) if event else {},
+            source=event.source if event else None, summary=event.summary if event else "",
+            url=event.url if event else None, value=event.value if event else None,
+            first_event_id=event.id if event else None, created_at=now, updated_at=now)
+        entry = self.entry(f"rule:{rule_id}", "rule", text, event_id=event.id if event else None)
+        incident_id, created = await self.store.open(draft, entry)
+        if not created:
+            await self.store.append(incident_id, entry)
+        incident = await self.get(incident_id)
+        if created:
+            log.info("incident opened", incident_id=incident_id, rule_id=rule_id, key=key)
+            for listener in self.on_opened:
+                await listener(incident, "opened")
+        return incident, created
+
+    async def record_event(self, incident_id: str, event: Event) -> None:
+        """Add an event to the story and refresh the incident's latest value and count."""
+        value = f" value={event.value:g}" if event.value is not None else ""
+        entry = self.entry(event.source, "event", f"{event.status.value}: {event.name}{value}", event_id=event.id)
+        await self._update(incident_id, None, entry,
+                           lambda inc: {"event_count": inc.event_count + 1, "value": event.value})
+
+    async def note(self, incident_id: str, actor: str, text: str, kind: str = "human") -> None:
+        await self.get(incident_id)
+        await self.store.append(incident_id, self.entry(actor, kind, text))
+
+    async def acknowledge(self, incident_id: str, actor: str) -> Incident:
+        return await self._update(incident_id, Action.ACKNOWLEDGE, self.entry(actor, "human", "acknowledged"),
+                                  lambda inc: {"acknowledged_at": inc.acknowledged_at or self.clock.now(),
+                                               "acknowledged_by": inc.acknowledged_by or actor})
+
+    async def resolve(self, incident_id: str, actor: str, note: str = "") -> Incident:
+        before = await self.get(incident_id)
+        text = "resolved" + (f": {note}" if note else "")
+        incident = await self._update(incident_id, Action.RESOLVE, self.entry(actor, "state", text),
+                                      lambda inc: {"resolved_at": inc.resolved_at or self.clock.now(),
+                                                   "resolved_by": inc.resolved_by or actor})
+        if before.state is not IncidentState.RESOLVED:
+            log.info("incident resolved", incident_id=incident_id, actor=actor)
+            for listener in self.on_resolved:
+                await listener(incident, actor)
+        return incident
+
+    async def start_mitigation(self, incident_id: str, playbook: str) -> Incident:
+        return await self._update(incident_id, Action.START_MITIGATION,
+                                  self.entry(f"playbook:{playbook}", "playbook", f"playbook {playbook} started"),
+                                  lambda inc: {"mitigating_since": self.clock.now()})
+
+    async def end_mitigation(self, incident_id: str, playbook: str, outcome: str) -> Incident | None:
+        """Leave `mitigating`; a no-op when the incident was resolved meanwhile."""
+        try:
+            return await self._update(
+                incident_id, Action.END_MITIGATION,
+                self.entry(f"playbook:{playbook}", "playbook", f"playbook {playbook} {outcome}"),
+                lambda inc: {"mitigating_since": None})
+        except IllegalTransition:
+            await self.store.append(incident_id, self.entry(f"playbook:{playbook}", "playbook",
+                                                            f"playbook {playbook} {outcome}"))
+            return None
+
+    async def _update(self, incident_id: str, action: Action | None, entry: TimelineEntry,
+                      patch: Callable[[Incident], dict[str, Any]]) -> Incident:
+        """Apply the transition table with compare-and-set, retrying when another writer got there first."""
+        for _ in range(20):
+            current = await self.get(incident_id)
+            state = current.state if action is None else next_state(
+                current.state, action, acknowledged=current.acknowledged_at is not None)
+            updated = current.model_copy(update={**patch(current), "state": state, "updated_at": self.clock.now()})
+            outcome = await self.store.save(current.state, updated, entry)
+            if outcome == "ok":
+                return updated
+            if outcome == "missing":
+                raise IncidentNotFound(incident_id)
+        raise RuntimeError(f"incident {incident_id}: too much contention to apply {action}")

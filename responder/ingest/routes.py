@@ -1,0 +1,61 @@
+"""POST /hooks/{source}: verify -> parse -> append to the durable stream -> 202 with the event ids."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from responder.errors import PayloadError
+from responder.ingest.base import IngestRequest
+from responder.keys import CLOCK, METRICS, SERVICES
+from responder.logs import get_logger
+
+__all__ = ["setup_ingest_routes"]
+
+log = get_logger(__name__)
+
+
+async def receive(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    metrics = request.app[METRICS]
+    source = request.match_info["source"]
+    adapter = services.adapters.get(source)
+    if adapter is None:
+        raise PayloadError(f"unknown source {source!r} (known: {', '.join(sorted(services.adapters))})",
+                           field="source", status=404)
+    if request.method == "GET" and not adapter.accepts_get:
+        raise web.HTTPMethodNotAllowed("GET", ["POST"])
+    try:
+        body = await request.read()
+        if body and request.content_type not in adapter.content_types:
+            raise PayloadError(f"unsupported Content-Type {request.content_type!r}; expected "
+                               f"{' or '.join(adapter.content_types)}", field="Content-Type", status=415)
+        ingest_request = IngestRequest(body=body, headers=request.headers, query=dict(request.query),
+                                       method=request.method, content_type=request.content_type,
+                                       path_token=request.match_info.get("token"),
+                                       received_at=request.app[CLOCK].now())
+        adapter.verify(ingest_request)
+        events = adapter.parse(ingest_request)
+    except web.HTTPRequestEntityTooLarge:
+        metrics.webhooks_rejected.labels(source=source, status="413").inc()
+        raise
+    except PayloadError as exc:
+        metrics.webhooks_rejected.labels(source=source, status=str(exc.status)).inc()
+        raise
+    except Exception as exc:
+        status = getattr(exc, "status", 400)
+        metrics.webhooks_rejected.labels(source=source, status=str(status)).inc()
+        raise
+    appended = await services.events.append(events)
+    fresh = [a.event_id for a in appended if not a.duplicate]
+    duplicates = [a.event_id for a in appended if a.duplicate]
+    metrics.events_received.labels(source=source).inc(len(fresh))
+    metrics.events_duplicate.labels(source=source).inc(len(duplicates))
+    log.info("webhook accepted", source=source, events=len(fresh), duplicates=len(duplicates))
+    return web.json_response({"accepted": len(fresh), "event_ids": [a.event_id for a in appended],
+                              "duplicates": duplicates}, status=202)
+
+
+def setup_ingest_routes(app: web.Application) -> None:
+    for path in ("/hooks/{source}", "/hooks/{source}/{token}"):
+        app.router.add_post(path, receive)
+        app.router.add_get(path, receive, allow_head=False)

@@ -1,0 +1,30 @@
+"""Prometheus metrics of the daemon itself, on a registry owned by the app (tests get a fresh one)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.events_received = Counter("responder_events_received", "Events accepted, by source", ["source"],
+                                       registry=r)
+        self.events_duplicate = Counter("responder_events_duplicate", "Redeliveries answered without a new event",
+                                        ["source"], registry=r)
+        self.webhooks_rejected = Counter("responder_webhooks_rejected", "Webhooks refused, by source and status",
+                                         ["source", "status"], registry=r)
+        self.events_processed = Counter("responder_events_processed", "Events evaluated by the engine", registry=r)
+        self.rule_evaluations = Counter("responder_rule_evaluations", "Rule evaluations", ["rule"], registry=r)
+        self.rule_firings = Counter("responder_rule_firings", "Rules that fired", ["rule"], registry=r)
+        self.incidents = Gauge("responder_incidents", "Incidents by state", ["state"], registry=r)
+        self.step_outcomes = Counter("responder_playbook_steps", "Playbook step outcomes", ["action", "outcome"],
+                                     registry=r)
+        self.first_action_latency = Histogram(
+            "responder_webhook_to_first_action_seconds", "From webhook received to the first playbook step started",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300), registry=r)
+        self.pipeline_errors = Counter("responder_pipeline_errors", "Unexpected errors inside the pipeline",
+                                       ["stage"], registry=r)

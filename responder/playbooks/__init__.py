@@ -1,0 +1,1 @@
+"""Playbooks: models, templating and the durable runner."""

@@ -1,0 +1,127 @@
+"""EventStream: the durable ingest stream, read by a consumer group."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from redis.exceptions import ResponseError
+
+from responder.events import Event
+from responder.store.keys import Keys
+from responder.store.redis import Redis
+
+__all__ = ["Appended", "Delivery", "EventStream"]
+
+# KEYS: stream, dedup key per event.  ARGV: maxlen, ttl_ms, then (event id, event json) per event.
+# Dedup check and XADD happen in one script: a redelivery can never slip between them.
+_APPEND = """
+local out = {}
+for i = 2, #KEYS do
+  local id = ARGV[2 * i - 1]
+  local existing = redis.call('GET', KEYS[i])
+  if existing then
+    out[#out + 1] = existing
+    out[#out + 1] = '1'
+  else
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'id', id, 'e', ARGV[2 * i])
+    redis.call('SET', KEYS[i], id, 'PX', ARGV[2])
+    out[#out + 1] = id
+    out[#out + 1] = '0'
+  end
+end
+return out
+"""
+
+
+@dataclass(frozen=True)
+class Appended:
+    event_id: str
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One stream entry handed to a consumer."""
+
+    message_id: str
+    event: Event | None  # None when the entry could not be decoded (it is dead-lettered)
+    raw: dict[str, str]
+    times_delivered: int = 1
+
+
+class EventStream:
+    def __init__(self, redis: Redis, keys: Keys, *, maxlen: int = 100_000, dedup_ttl: timedelta = timedelta(days=1)):
+        self.redis = redis
+        self.keys = keys
+        self.maxlen = maxlen
+        self.dedup_ttl_ms = int(dedup_ttl.total_seconds() * 1000)
+        self._append = redis.register_script(_APPEND)
+
+    async def append(self, events: list[Event]) -> list[Appended]:
+        """Append events unless their delivery id was seen within the dedup TTL (then return the old id)."""
+        if not events:
+            return []
+        keys = [self.keys.events] + [self.keys.dedup(e.delivery_id) for e in events]
+        args: list[str | int] = [self.maxlen, self.dedup_ttl_ms]
+        for event in events:
+            args += [event.id, event.model_dump_json()]
+        flat = await self._append(keys=keys, args=args)
+        return [Appended(str(flat[i]), flat[i + 1] == "1") for i in range(0, len(flat), 2)]
+
+    async def ensure_group(self, group: str) -> None:
+        try:
+            await self.redis.xgroup_create(self.keys.events, group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def _decode(self, message_id: str, fields: dict[str, str], times: int = 1) -> Delivery:
+        try:
+            event = Event.model_validate_json(fields["e"])
+        except (KeyError, ValueError):
+            event = None
+        return Delivery(message_id, event, fields, times)
+
+    async def read(self, group: str, consumer: str, *, count: int = 100, block_ms: int = 1000,
+                   pending: bool = False) -> list[Delivery]:
+        """New entries for this consumer (or, with pending=True, its own unacknowledged ones)."""
+        reply = await self.redis.xreadgroup(group, consumer, {self.keys.events: "0" if pending else ">"},
+                                            count=count, block=None if pending else block_ms)
+        out: list[Delivery] = []
+        for _stream, entries in reply or []:
+            for message_id, fields in entries:
+                if fields:  # trimmed entries come back empty from a history read
+                    out.append(self._decode(message_id, fields))
+                else:
+                    await self.ack(group, [message_id])
+        return out
+
+    async def claim_stale(self, group: str, consumer: str, *, min_idle_ms: int, count: int = 100) -> list[Delivery]:
+        """Take over entries another consumer read but did not acknowledge for `min_idle_ms`."""
+        reply = await self.redis.xautoclaim(self.keys.events, group, consumer, min_idle_ms, "0-0", count=count)
+        entries = reply[1] if reply else []
+        deleted = reply[2] if reply and len(reply) > 2 else []
+        if deleted:
+            await self.ack(group, list(deleted))
+        out = []
+        for message_id, fields in entries:
+            if not fields:
+                await self.ack(group, [message_id])
+                continue
+            info = await self.redis.xpending_range(self.keys.events, group, message_id, message_id, 1)
+            times = int(info[0]["times_delivered"]) if info else 1
+            out.append(self._decode(message_id, fields, times))
+        return out
+
+    async def ack(self, group: str, message_ids: list[str]) -> None:
+        if message_ids:
+            await self.redis.xack(self.keys.events, group, *message_ids)
+
+    async def dead_letter(self, group: str, delivery: Delivery, reason: str) -> None:
+        """Park an entry that keeps failing, with the reason, and acknowledge it."""
+        await self.redis.xadd(self.keys.dead_letters, {**delivery.raw, "reason": reason[:500]}, maxlen=10_000)
+        await self.ack(group, [delivery.message_id])
+
+    async def length(self) -> int:
+        return int(await self.redis.xlen(self.keys.events))

@@ -1,0 +1,73 @@
+"""Every Redis key, stream and group name, in one place.
+
+Keys carry a hash tag per domain ({ev}, {eng}, {inc}, {pb}, {st}) so every multi-key script
+touches a single slot and runs unchanged on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+__all__ = ["Keys"]
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+
+
+class Keys:
+    """Key templates under a prefix (tests use a fresh prefix or a fresh database)."""
+
+    def __init__(self, prefix: str = "responder") -> None:
+        p = prefix
+        self.prefix = p
+        # ingest
+        self.events = f"{p}:{{ev}}:events"
+        self.dead_letters = f"{p}:{{ev}}:dead"
+        self.engine_group = "engine"
+        # engine
+        self.timers = f"{p}:{{eng}}:timers"
+        # incidents
+        self.incident_seq = f"{p}:{{inc}}:seq"
+        self.incidents_all = f"{p}:{{inc}}:all"
+        # playbook runs
+        self.runs_due = f"{p}:{{pb}}:due"
+        # status page
+        self.status_components = f"{p}:{{st}}:components"
+        self.status_history = f"{p}:{{st}}:history"
+
+    def dedup(self, delivery_id: str) -> str:
+        return f"{self.prefix}:{{ev}}:dedup:{_digest(delivery_id)}"
+
+    def rule_state(self, member: str) -> str:
+        return f"{self.prefix}:{{eng}}:state:{_digest(member)}"
+
+    def rule_series(self, member: str) -> str:
+        return f"{self.prefix}:{{eng}}:series:{_digest(member)}"
+
+    def rule_window(self, member: str, part: str) -> str:
+        return f"{self.prefix}:{{eng}}:win:{part}:{_digest(member)}"
+
+    def incident(self, incident_id: str) -> str:
+        return f"{self.prefix}:{{inc}}:incident:{incident_id}"
+
+    def timeline(self, incident_id: str) -> str:
+        return f"{self.prefix}:{{inc}}:timeline:{incident_id}"
+
+    def incidents_in(self, state: str) -> str:
+        return f"{self.prefix}:{{inc}}:state:{state}"
+
+    def open_incident(self, key: str) -> str:
+        return f"{self.prefix}:{{inc}}:open:{_digest(key)}"
+
+    def run(self, run_id: str) -> str:
+        return f"{self.prefix}:{{pb}}:run:{run_id}"
+
+    def step(self, run_id: str, step: str) -> str:
+        return f"{self.prefix}:{{pb}}:step:{run_id}:{_digest(step)}"
+
+    def incident_runs(self, incident_id: str) -> str:
+        return f"{self.prefix}:{{pb}}:incident-runs:{incident_id}"
+
+    def budget(self, playbook: str, key: str) -> str:
+        return f"{self.prefix}:{{pb}}:budget:{playbook}:{_digest(key)}"

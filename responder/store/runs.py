@@ -1,0 +1,109 @@
+"""RunStore: durable playbook runs — leases, per-step idempotency records and remediation budgets."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from responder.store.keys import Keys
+from responder.store.redis import Redis
+
+__all__ = ["RunStore"]
+
+# KEYS: 1 run hash, 2 due zset, 3 incident-runs list. ARGV: 1 run id, 2 doc json, 3 owner, 4 lease deadline ms
+_CREATE = """
+if redis.call('HSETNX', KEYS[1], 'doc', ARGV[2]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'owner', ARGV[3], 'status', 'running')
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+redis.call('RPUSH', KEYS[3], ARGV[1])
+return 1
+"""
+
+# KEYS: 1 due zset, 2 run hash prefix. ARGV: 1 now ms, 2 lease deadline ms, 3 owner, 4 limit
+# Runs whose lease ran out (their replica died) are taken over by the caller.
+_CLAIM = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[4]))
+for _, id in ipairs(ids) do
+  redis.call('ZADD', KEYS[1], ARGV[2], id)
+  redis.call('HSET', KEYS[2] .. id, 'owner', ARGV[3])
+end
+return ids
+"""
+
+# KEYS: 1 run hash, 2 due zset. ARGV: 1 run id, 2 owner, 3 lease deadline ms
+_RENEW = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[2] then return 0 end
+redis.call('ZADD', KEYS[2], 'XX', ARGV[3], ARGV[1])
+return 1
+"""
+
+# KEYS: 1 budget zset. ARGV: 1 now ms, 2 window ms, 3 max, 4 member
+_BUDGET = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+if redis.call('ZSCORE', KEYS[1], ARGV[4]) then return 1 end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
+class RunStore:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+        self._create = redis.register_script(_CREATE)
+        self._claim = redis.register_script(_CLAIM)
+        self._renew = redis.register_script(_RENEW)
+        self._budget = redis.register_script(_BUDGET)
+
+    async def create(self, run_id: str, incident_id: str, doc: dict[str, Any], owner: str, lease_until: int) -> bool:
+        """Create a run owned by `owner`; False when it already exists (the run is never started twice)."""
+        return bool(await self._create(
+            keys=[self.keys.run(run_id), self.keys.runs_due, self.keys.incident_runs(incident_id)],
+            args=[run_id, json.dumps(doc), owner, lease_until]))
+
+    async def claim_expired(self, owner: str, now_ms: int, lease_until: int, limit: int = 10) -> list[str]:
+        ids = await self._claim(keys=[self.keys.runs_due, self.keys.run("")], args=[now_ms, lease_until, owner, limit])
+        return [str(i) for i in ids]
+
+    async def renew(self, run_id: str, owner: str, lease_until: int) -> bool:
+        return bool(await self._renew(keys=[self.keys.run(run_id), self.keys.runs_due],
+                                      args=[run_id, owner, lease_until]))
+
+    async def finish(self, run_id: str, status: str) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zrem(self.keys.runs_due, run_id)
+        pipe.hset(self.keys.run(run_id), "status", status)
+        await pipe.execute()
+
+    async def release(self, run_id: str, owner: str) -> None:
+        """Hand a run back (shutdown): another replica may claim it at once."""
+        await self.renew(run_id, owner, 0)
+
+    async def get(self, run_id: str) -> dict[str, Any] | None:
+        raw = await self.redis.hgetall(self.keys.run(run_id))
+        if not raw:
+            return None
+        return {**json.loads(raw["doc"]), "status": raw.get("status"), "owner": raw.get("owner")}
+
+    async def for_incident(self, incident_id: str) -> list[str]:
+        return [str(r) for r in await self.redis.lrange(self.keys.incident_runs(incident_id), 0, -1)]
+
+    async def begin_step(self, run_id: str, step: str, record: dict[str, Any]) -> dict[str, Any] | None:
+        """Write the step's start record unless one exists; returns the existing record, or None if new."""
+        key = self.keys.step(run_id, step)
+        if await self.redis.hsetnx(key, "rec", json.dumps(record)):
+            return None
+        raw = await self.redis.hget(key, "rec")
+        return json.loads(raw) if raw else None
+
+    async def finish_step(self, run_id: str, step: str, record: dict[str, Any]) -> None:
+        await self.redis.hset(self.keys.step(run_id, step), "rec", json.dumps(record))
+
+    async def step_record(self, run_id: str, step: str) -> dict[str, Any] | None:
+        raw = await self.redis.hget(self.keys.step(run_id, step), "rec")
+        return json.loads(raw) if raw else None
+
+    async def take_budget(self, playbook: str, key: str, run_id: str, now_ms: int, per_ms: int, limit: int) -> bool:
+        return bool(await self._budget(keys=[self.keys.budget(playbook, key)], args=[now_ms, per_ms, limit, run_id]))
