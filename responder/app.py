@@ -37,7 +37,8 @@ EMBEDDED_WARNING = ("EMBEDDED MODE: no REDIS_URL is set, so state lives in this 
 
 
 def create_app(loaded: LoadedConfig, *, env: Mapping[str, str] | None = None, clock: Clock | None = None,
-               embedded_server: Any = None, background: bool = True, consumer_name: str | None = None) -> web.Application:
+               embedded_server: Any = None, background: bool = True,
+               consumer_name: str | None = None) -> web.Application:
     """Build the app. `background=False` leaves the consumer and tick loops to the caller (tests)."""
     env = dict(os.environ if env is None else env)
     cfg = loaded.config
@@ -75,22 +76,39 @@ def create_app(loaded: LoadedConfig, *, env: Mapping[str, str] | None = None, cl
             yield
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
-        services = Services.build(loaded, app[REDIS], app[HTTP], app[CLOCK], app[METRICS], consumer_name=name)
-        app[SERVICES] = services
-        for source, adapter in services.adapters.items():
-            if not adapter.verifies:
-                log.warning("webhooks are accepted without verification", source=source,
-                            hint=f"configure ingest.{source} in responder.yaml")
-        for provider, reason in sorted(services.providers_missing.items()):
-            log.info("provider not configured: its steps will be skipped", provider=provider, reason=reason)
-        tasks: list[asyncio.Task[None]] = []
-        if background:
-            await services.events.ensure_group(services.keys.engine_group)
-            tasks = [asyncio.create_task(services.consumer.run(), name="engine-consumer"),
-                     asyncio.create_task(services.consumer.run_ticks(), name="engine-tick")]
-        log.info("responder started", rules=len(loaded.rules), playbooks=len(loaded.playbooks),
-                 redis="external" if redis_url else "embedded", consumer=name)
+        async with _services(app, loaded, name, background=background, external=bool(redis_url)):
+            yield
+
+    app.cleanup_ctx.extend([sentry_ctx, redis_ctx, http_ctx, services_ctx])
+    setup_ingest_routes(app)
+    setup_incident_routes(app)
+    setup_status_routes(app)
+    setup_health_routes(app)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def _services(app: web.Application, loaded: LoadedConfig, name: str, *, background: bool,
+                    external: bool) -> AsyncIterator[None]:
+    """Build the services, start the consumer and tick loops, and stop them (and runs in flight) after."""
+    services = Services.build(loaded, app[REDIS], app[HTTP], app[CLOCK], app[METRICS], consumer_name=name)
+    app[SERVICES] = services
+    for source, adapter in services.adapters.items():
+        if not adapter.verifies:
+            log.warning("webhooks are accepted without verification", source=source,
+                        hint=f"configure ingest.{source} in responder.yaml")
+    for provider, reason in sorted(services.providers_missing.items()):
+        log.info("provider not configured: its steps will be skipped", provider=provider, reason=reason)
+    tasks: list[asyncio.Task[None]] = []
+    if background:
+        await services.events.ensure_group(services.keys.engine_group)
+        tasks = [asyncio.create_task(services.consumer.run(), name="engine-consumer"),
+                 asyncio.create_task(services.consumer.run_ticks(), name="engine-tick")]
+    log.info("responder started", rules=len(loaded.rules), playbooks=len(loaded.playbooks),
+             redis="external" if external else "embedded", consumer=name)
+    try:
         yield
+    finally:
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -99,10 +117,3 @@ def create_app(loaded: LoadedConfig, *, env: Mapping[str, str] | None = None, cl
         for task in list(services.runner.tasks):
             task.cancel()
         await asyncio.gather(*services.runner.tasks, return_exceptions=True)
-
-    app.cleanup_ctx.extend([sentry_ctx, redis_ctx, http_ctx, services_ctx])
-    setup_ingest_routes(app)
-    setup_incident_routes(app)
-    setup_status_routes(app)
-    setup_health_routes(app)
-    return app

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any, Literal
 
@@ -49,7 +48,7 @@ class HttpProvider(ActionProvider):
                 except ValueError:
                     output["json"] = None
                 return ActionResult(f"{params.method} {params.url} -> {response.status}", output)
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientConnectionError) as exc:
             raise RetryableActionError(f"{params.method} {params.url}: {exc.__class__.__name__}: {exc}") from None
         except aiohttp.InvalidURL as exc:
             raise PermanentActionError(f"invalid URL: {exc}") from None

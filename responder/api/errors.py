@@ -32,8 +32,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except IngestError as exc:
         return json_error(exc.status, exc.message, exc.field)
-    except web.HTTPRequestEntityTooLarge as exc:
-        return json_error(413, f"request body is larger than {exc.max_size} bytes", "body")
+    except web.HTTPRequestEntityTooLarge:
+        return json_error(413, f"request body is larger than {request.client_max_size} bytes", "body")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

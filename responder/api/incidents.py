@@ -21,15 +21,16 @@ __all__ = ["require_token", "setup_incident_routes"]
 def require_token(request: web.Request, scope: str) -> str:
     """Check the bearer token for `scope` (read|write); returns the actor name for the timeline."""
     tokens = request.app[CONFIG].config.server.api_tokens
-    expected: SecretStr | None = tokens.write if scope == "write" else (tokens.read or tokens.write)
-    if expected is None:
-        if scope == "read":
-            return "anonymous"
+    if scope == "read" and tokens.read is None:
+        return "anonymous"
+    if scope == "write" and tokens.write is None:
         raise IngestError("writes are disabled: set server.api_tokens.write in responder.yaml", "Authorization", 401)
+    accepted: list[SecretStr] = [t for t in (tokens.write, tokens.read if scope == "read" else None) if t]
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         raise IngestError("missing bearer token", "Authorization", 401)
-    if not constant_time_equal(header[7:].strip(), expected.get_secret_value()):
+    given = header[7:].strip()
+    if not any(constant_time_equal(given, token.get_secret_value()) for token in accepted):
         raise IngestError("invalid bearer token", "Authorization", 401)
     return "api"
 

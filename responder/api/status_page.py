@@ -32,7 +32,8 @@ ul{list-style:none;padding:0}li{padding:.6rem 0;border-bottom:1px solid #eee;dis
 <h1>{{ doc.title }}</h1>
 <div class="banner {{ doc.overall }}">{{ labels[doc.overall] }}</div>
 <h2>Components</h2><ul>
-{% for c in doc.components %}<li><span>{{ c.name }}{% if c.message %}<br><small>{{ c.message }}</small>{% endif %}</span>
+{% for c in doc.components %}<li><span>{{ c.name }}
+{% if c.message %}<br><small>{{ c.message }}</small>{% endif %}</span>
 <span class="pill {{ c.status }}">{{ labels[c.status] }}</span></li>{% else %}<li>No components yet.</li>{% endfor %}
 </ul>
 <h2>Open incidents</h2><ul>
@@ -60,8 +61,8 @@ async def status_document(app: web.Application) -> dict[str, Any]:
                            "message": state.get("message", ""), "updated_at": state.get("updated_at")})
     overall = max((c["status"] for c in components), key=lambda s: _RANK.get(s, 0), default="operational")
     open_incidents = []
-    for state in (IncidentState.TRIGGERED, IncidentState.ACKNOWLEDGED, IncidentState.MITIGATING):
-        open_incidents += await services.incidents.store.list(state, 50)
+    for open_state in (IncidentState.TRIGGERED, IncidentState.ACKNOWLEDGED, IncidentState.MITIGATING):
+        open_incidents += await services.incidents.store.list(open_state, 50)
     open_incidents.sort(key=lambda i: i.created_at, reverse=True)
     return {
         "title": page.title,

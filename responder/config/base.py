@@ -41,7 +41,7 @@ def parse_duration(raw: Any) -> timedelta:
 
 def format_duration(value: timedelta) -> str:
     """timedelta -> the shortest '1h30m' style text."""
-    total_ms = int(round(value.total_seconds() * 1000))
+    total_ms = round(value.total_seconds() * 1000)
     if total_ms == 0:
         return "0s"
     out = []

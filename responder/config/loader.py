@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from responder.actions import action_catalog
 from responder.config.model import ResponderConfig
@@ -92,6 +92,55 @@ def _walk_steps(steps: list[Step], loc: tuple[str | int, ...]) -> list[tuple[tup
     return out
 
 
+def _load_rules(base: Path, config: ResponderConfig, env: Mapping[str, str], loaded: LoadedConfig,
+                problems: list[Problem]) -> dict[str, tuple[YamlDoc, int]]:
+    """Every rules/*.yaml; duplicate ids across files are problems. Returns where each rule is defined."""
+    sites: dict[str, tuple[YamlDoc, int]] = {}
+    for file in _yaml_files(base, config.rules_dirs):
+        doc, found = load_yaml(file, _display(file, base), env)
+        problems += found
+        if doc is None:
+            continue
+        loaded.files.append(doc.path)
+        rules, found = validate_doc(doc, RulesFile)
+        problems += found
+        for i, rule in enumerate(rules.rules if rules else []):
+            if rule.id in sites:
+                first_doc, first_index = sites[rule.id]
+                first_line = first_doc.position(("rules", first_index, "id"))[0]
+                problems.append(doc.problem(("rules", i, "id"), f"duplicate rule id {rule.id!r} "
+                                            f"(first defined in {first_doc.path}:{first_line})"))
+                continue
+            sites[rule.id] = (doc, i)
+            loaded.rules.append(rule)
+    return sites
+
+
+def _load_playbooks(base: Path, config: ResponderConfig, env: Mapping[str, str], loaded: LoadedConfig,
+                    problems: list[Problem]) -> None:
+    """Every playbooks/*.yaml; each step's action and params are checked against the action catalog."""
+    sites: dict[str, YamlDoc] = {}
+    renderer = Renderer()
+    for file in _yaml_files(base, config.playbook_dirs):
+        doc, found = load_yaml(file, _display(file, base), env)
+        problems += found
+        if doc is None:
+            continue
+        loaded.files.append(doc.path)
+        books, found = validate_doc(doc, PlaybooksFile)
+        problems += found
+        for i, book in enumerate(books.playbooks if books else []):
+            if book.id in loaded.playbooks:
+                problems.append(doc.problem(("playbooks", i, "id"), f"duplicate playbook id {book.id!r} "
+                                            f"(first defined in {sites[book.id].path})"))
+                continue
+            loaded.playbooks[book.id] = book
+            sites[book.id] = doc
+            for section in ("steps", "on_resolve"):
+                for loc, step in _walk_steps(getattr(book, section), ("playbooks", i, section)):
+                    problems += _check_params(doc, loc, step, renderer)
+
+
 def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> LoadedConfig:
     """Load and cross-check everything; raise ConfigError listing every problem found."""
     env = dict(os.environ if env is None else env)
@@ -106,46 +155,11 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         problems += found
         config = model or config
     loaded = LoadedConfig(config=config, path=path)
-    rule_sites: dict[str, tuple[YamlDoc, int, str]] = {}
-    renderer = Renderer()
-    for file in _yaml_files(base, config.rules_dirs):
-        rdoc, found = load_yaml(file, _display(file, base), env)
-        problems += found
-        if rdoc is None:
-            continue
-        loaded.files.append(rdoc.path)
-        rules, found = validate_doc(rdoc, RulesFile)
-        problems += found
-        for i, rule in enumerate(rules.rules if rules else []):
-            if rule.id in rule_sites:
-                first = rule_sites[rule.id]
-                problems.append(rdoc.problem(("rules", i, "id"), f"duplicate rule id {rule.id!r} "
-                                             f"(first defined in {first[0].path}:{first[0].position(('rules', first[1], 'id'))[0]})"))
-                continue
-            rule_sites[rule.id] = (rdoc, i, file.name)
-            loaded.rules.append(rule)
-    playbook_sites: dict[str, YamlDoc] = {}
-    for file in _yaml_files(base, config.playbook_dirs):
-        pdoc, found = load_yaml(file, _display(file, base), env)
-        problems += found
-        if pdoc is None:
-            continue
-        loaded.files.append(pdoc.path)
-        books, found = validate_doc(pdoc, PlaybooksFile)
-        problems += found
-        for i, book in enumerate(books.playbooks if books else []):
-            if book.id in loaded.playbooks:
-                problems.append(pdoc.problem(("playbooks", i, "id"), f"duplicate playbook id {book.id!r} "
-                                             f"(first defined in {playbook_sites[book.id].path})"))
-                continue
-            loaded.playbooks[book.id] = book
-            playbook_sites[book.id] = pdoc
-            for section in ("steps", "on_resolve"):
-                for loc, step in _walk_steps(getattr(book, section), ("playbooks", i, section)):
-                    problems += _check_params(pdoc, loc, step, renderer)
-    for rule_id, (rdoc, i, _) in rule_sites.items():
-        rule = next(r for r in loaded.rules if r.id == rule_id)
+    rule_sites = _load_rules(base, config, env, loaded, problems)
+    _load_playbooks(base, config, env, loaded, problems)
+    for rule in loaded.rules:
         if rule.playbook and rule.playbook not in loaded.playbooks:
+            rdoc, i = rule_sites[rule.id]
             known = ", ".join(sorted(loaded.playbooks)) or "none loaded"
             problems.append(rdoc.problem(("rules", i, "playbook"), f"unknown playbook {rule.playbook!r} "
                                          f"(known: {known})"))
@@ -162,9 +176,9 @@ def secret_values(config: ResponderConfig) -> list[str]:
         if isinstance(value, SecretStr):
             if value.get_secret_value():
                 out.append(value.get_secret_value())
-        elif hasattr(value, "__dict__") and hasattr(value, "model_fields"):
-            for item in value.__dict__.values():
-                walk(item)
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
         elif isinstance(value, dict):
             for item in value.values():
                 walk(item)

@@ -20,7 +20,7 @@ from responder.store.rulestate import Evaluation, RuleStateStore
 __all__ = ["Decision", "Evaluator"]
 
 log = get_logger(__name__)
-Starter = Callable[[Incident, str, Event | None], Awaitable[None]]
+Starter = Callable[[Incident, str, Event | None], Awaitable[object]]
 
 
 @dataclass(frozen=True)

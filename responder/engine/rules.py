@@ -77,7 +77,8 @@ class Matcher(StrictModel):
     def compile(self) -> Callable[[Any], bool]:
         tests: list[Callable[[str], bool]] = []
         if self.eq is not None:
-            tests.append(lambda v, e=self.eq: v == e)
+            expected = self.eq
+            tests.append(lambda v: v == expected)
         if self.regex is not None:
             pattern = re.compile(self.regex)
             tests.append(lambda v: pattern.fullmatch(v) is not None)
@@ -85,7 +86,8 @@ class Matcher(StrictModel):
             allowed = frozenset(self.in_)
             tests.append(lambda v: v in allowed)
         if self.not_ is not None:
-            tests.append(lambda v, n=self.not_: v != n)
+            refused_one = self.not_
+            tests.append(lambda v: v != refused_one)
         if self.not_in is not None:
             refused = frozenset(self.not_in)
             tests.append(lambda v: v not in refused)

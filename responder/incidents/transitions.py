@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from responder.incidents.model import IncidentState as S
 
-__all__ = ["Action", "IllegalTransition", "TRANSITIONS", "next_state"]
+__all__ = ["TRANSITIONS", "Action", "IllegalTransition", "next_state"]
 
 
 class Action(StrEnum):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from redis.exceptions import ResponseError
 
@@ -86,8 +87,8 @@ class EventStream:
     async def read(self, group: str, consumer: str, *, count: int = 100, block_ms: int = 1000,
                    pending: bool = False) -> list[Delivery]:
         """New entries for this consumer (or, with pending=True, its own unacknowledged ones)."""
-        reply = await self.redis.xreadgroup(group, consumer, {self.keys.events: "0" if pending else ">"},
-                                            count=count, block=None if pending else block_ms)
+        reply: Any = await self.redis.xreadgroup(group, consumer, {self.keys.events: "0" if pending else ">"},
+                                                 count=count, block=None if pending else block_ms)
         out: list[Delivery] = []
         for _stream, entries in reply or []:
             for message_id, fields in entries:
@@ -120,7 +121,8 @@ class EventStream:
 
     async def dead_letter(self, group: str, delivery: Delivery, reason: str) -> None:
         """Park an entry that keeps failing, with the reason, and acknowledge it."""
-        await self.redis.xadd(self.keys.dead_letters, {**delivery.raw, "reason": reason[:500]}, maxlen=10_000)
+        fields: dict[Any, Any] = {**delivery.raw, "reason": reason[:500]}
+        await self.redis.xadd(self.keys.dead_letters, fields, maxlen=10_000)
         await self.ack(group, [delivery.message_id])
 
     async def length(self) -> int:

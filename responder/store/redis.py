@@ -62,6 +62,8 @@ async def connect(
         yield client
     finally:
         await client.aclose()
+        if url:  # a client built on an explicit pool does not close that pool itself
+            await client.connection_pool.disconnect()
 
 
 async def ping(client: Redis) -> bool:

@@ -36,8 +36,8 @@ class StatusStore:
                         args=[component, json.dumps(doc), json.dumps(doc)])
 
     async def components(self) -> dict[str, dict[str, Any]]:
-        raw = await self.redis.hgetall(self.keys.status_components)
-        return {name: json.loads(doc) for name, doc in raw.items()}
+        raw: dict[Any, Any] = await self.redis.hgetall(self.keys.status_components)
+        return {str(name): json.loads(doc) for name, doc in raw.items()}
 
     async def history(self, limit: int = 50) -> list[dict[str, Any]]:
         return [json.loads(r) for r in await self.redis.lrange(self.keys.status_history, 0, limit - 1)]
