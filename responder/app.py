@@ -91,7 +91,8 @@ def create_app(loaded: LoadedConfig, *, env: Mapping[str, str] | None = None, cl
 async def _services(app: web.Application, loaded: LoadedConfig, name: str, *, background: bool,
                     external: bool) -> AsyncIterator[None]:
     """Build the services, start the consumer and tick loops, and stop them (and runs in flight) after."""
-    services = Services.build(loaded, app[REDIS], app[HTTP], app[CLOCK], app[METRICS], consumer_name=name)
+    services = Services.build(loaded, app[REDIS], app[HTTP], app[CLOCK], app[METRICS], consumer_name=name,
+                              embedded=not external)
     app[SERVICES] = services
     for source, adapter in services.adapters.items():
         if not adapter.verifies:

@@ -59,7 +59,7 @@ class Services:
 
     @classmethod
     def build(cls, loaded: LoadedConfig, redis: Redis, http: aiohttp.ClientSession, clock: Clock, metrics: Metrics,
-              *, consumer_name: str) -> Services:
+              *, consumer_name: str, embedded: bool = False) -> Services:
         cfg = loaded.config
         keys = Keys(cfg.redis.prefix)
         events = EventStream(redis, keys, maxlen=cfg.engine.stream_maxlen, dedup_ttl=cfg.engine.dedup_ttl)
@@ -71,6 +71,7 @@ class Services:
                                 lease_seconds=cfg.engine.run_lease.total_seconds(), owner=consumer_name)
         evaluator = Evaluator(loaded.rules, RuleStateStore(redis, keys), incidents, clock, metrics,
                               start_playbook=runner.start)
-        consumer = EngineConsumer(events, evaluator, runner, metrics, clock, cfg.engine, consumer_name)
+        consumer = EngineConsumer(events, evaluator, runner, metrics, clock, cfg.engine, consumer_name,
+                                  block_ms=0 if embedded else 1000)
         adapters = {a.source: a(getattr(cfg.ingest, a.source)) for a in ADAPTERS}
         return cls(keys, events, incidents, status, runs, runner, evaluator, consumer, adapters, missing)

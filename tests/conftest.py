@@ -94,6 +94,8 @@ class Sink:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.status = 200
+        #: optional scripted reply: called after the request is recorded
+        self.script: Callable[[web.Request], Awaitable[web.Response]] | None = None
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self.handle)
         self.server = TestServer(app, host="127.0.0.1")
@@ -102,6 +104,8 @@ class Sink:
         body = await request.read()
         self.requests.append({"method": request.method, "path": request.path, "headers": dict(request.headers),
                               "body": body.decode(errors="replace")})
+        if self.script is not None:
+            return await self.script(request)
         return web.json_response({"ok": self.status < 400}, status=self.status)
 
     @property

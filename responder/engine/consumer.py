@@ -23,7 +23,7 @@ class EngineConsumer:
     """At-least-once: an event is acknowledged only after the rules have handled it."""
 
     def __init__(self, stream: EventStream, evaluator: Evaluator, runner: PlaybookRunner, metrics: Metrics,
-                 clock: Clock, config: EngineConfig, name: str) -> None:
+                 clock: Clock, config: EngineConfig, name: str, *, block_ms: int = 1000) -> None:
         self.stream = stream
         self.evaluator = evaluator
         self.runner = runner
@@ -32,6 +32,8 @@ class EngineConsumer:
         self.config = config
         self.name = name
         self.group = stream.keys.engine_group
+        #: 0 polls without BLOCK (the embedded fakeredis stalls other commands during a blocking read)
+        self.block_ms = block_ms
 
     async def process(self, delivery: Delivery) -> bool:
         """Handle one entry; True when it was acknowledged (done or dead-lettered)."""
@@ -75,7 +77,8 @@ class EngineConsumer:
         await self.poll(pending=True)  # our own unacknowledged entries from before a restart
         while True:
             try:
-                await self.poll(block_ms=1000)
+                if not await self.poll(block_ms=self.block_ms) and not self.block_ms:
+                    await asyncio.sleep(0.05)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:

@@ -88,7 +88,7 @@ class EventStream:
                    pending: bool = False) -> list[Delivery]:
         """New entries for this consumer (or, with pending=True, its own unacknowledged ones)."""
         reply: Any = await self.redis.xreadgroup(group, consumer, {self.keys.events: "0" if pending else ">"},
-                                                 count=count, block=None if pending else block_ms)
+                                                 count=count, block=None if pending or not block_ms else block_ms)
         out: list[Delivery] = []
         for _stream, entries in reply or []:
             for message_id, fields in entries:

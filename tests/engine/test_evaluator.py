@@ -122,3 +122,16 @@ async def test_rule_state_survives_a_restart(make_config: Any, make_app: Any, cl
     clock.advance(300)
     [decision] = await restarted.evaluator.tick()
     assert decision.result == "fire"
+
+
+async def test_quiet_period_resolves_alerts_that_never_send_a_resolve(make_config: Any, make_app: Any,
+                                                                      clock: FakeClock) -> None:
+    rules = FOR_RULE.replace("for: 5m", "for: 0s\n    resolve: {quiet: 30m}")
+    _, services = await make_app(make_config({"rules/r.yaml": rules}))
+    [fired] = await services.evaluator.handle(probe(clock, "failing"))
+    clock.advance(minutes=29)
+    assert await services.evaluator.tick() == []
+    clock.advance(minutes=1)
+    [decision] = await services.evaluator.tick()
+    assert decision.result == "resolve"
+    assert (await services.incidents.get(fired.incident_id)).resolved_by == "rule:api-health-failing"
