@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import BaseModel, SecretStr
 
@@ -18,6 +19,8 @@ from responder.playbooks.model import Playbook, PlaybooksFile, Step
 from responder.playbooks.render import Renderer, TemplateError, has_template
 
 __all__ = ["LoadedConfig", "bundled_config_path", "load_config", "secret_values"]
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass
@@ -92,19 +95,27 @@ def _walk_steps(steps: list[Step], loc: tuple[str | int, ...]) -> list[tuple[tup
     return out
 
 
-def _load_rules(base: Path, config: ResponderConfig, env: Mapping[str, str], loaded: LoadedConfig,
-                problems: list[Problem]) -> dict[str, tuple[YamlDoc, int]]:
-    """Every rules/*.yaml; duplicate ids across files are problems. Returns where each rule is defined."""
-    sites: dict[str, tuple[YamlDoc, int]] = {}
-    for file in _yaml_files(base, config.rules_dirs):
+def _documents(base: Path, dirs: list[str], model: type[M], env: Mapping[str, str], loaded: LoadedConfig,
+               problems: list[Problem]) -> Iterator[tuple[YamlDoc, M]]:
+    """Each *.yaml under `dirs`, parsed and validated against `model`; problems are collected, not raised."""
+    for file in _yaml_files(base, dirs):
         doc, found = load_yaml(file, _display(file, base), env)
         problems += found
         if doc is None:
             continue
         loaded.files.append(doc.path)
-        rules, found = validate_doc(doc, RulesFile)
+        parsed, found = validate_doc(doc, model)
         problems += found
-        for i, rule in enumerate(rules.rules if rules else []):
+        if parsed is not None:
+            yield doc, parsed
+
+
+def _load_rules(base: Path, config: ResponderConfig, env: Mapping[str, str], loaded: LoadedConfig,
+                problems: list[Problem]) -> dict[str, tuple[YamlDoc, int]]:
+    """Every rules/*.yaml; duplicate ids across files are problems. Returns where each rule is defined."""
+    sites: dict[str, tuple[YamlDoc, int]] = {}
+    for doc, rules in _documents(base, config.rules_dirs, RulesFile, env, loaded, problems):
+        for i, rule in enumerate(rules.rules):
             if rule.id in sites:
                 first_doc, first_index = sites[rule.id]
                 first_line = first_doc.position(("rules", first_index, "id"))[0]
@@ -121,15 +132,8 @@ def _load_playbooks(base: Path, config: ResponderConfig, env: Mapping[str, str],
     """Every playbooks/*.yaml; each step's action and params are checked against the action catalog."""
     sites: dict[str, YamlDoc] = {}
     renderer = Renderer()
-    for file in _yaml_files(base, config.playbook_dirs):
-        doc, found = load_yaml(file, _display(file, base), env)
-        problems += found
-        if doc is None:
-            continue
-        loaded.files.append(doc.path)
-        books, found = validate_doc(doc, PlaybooksFile)
-        problems += found
-        for i, book in enumerate(books.playbooks if books else []):
+    for doc, books in _documents(base, config.playbook_dirs, PlaybooksFile, env, loaded, problems):
+        for i, book in enumerate(books.playbooks):
             if book.id in loaded.playbooks:
                 problems.append(doc.problem(("playbooks", i, "id"), f"duplicate playbook id {book.id!r} "
                                             f"(first defined in {sites[book.id].path})"))
