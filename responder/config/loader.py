@@ -11,6 +11,8 @@ from typing import TypeVar
 from pydantic import BaseModel, SecretStr
 
 from responder.actions import action_catalog
+from responder.actions.base import ActionProvider
+from responder.config.base import StrictModel
 from responder.config.model import ResponderConfig
 from responder.config.yamlfile import Problem, YamlDoc, load_yaml, validate_doc
 from responder.engine.rules import Rule, RulesFile
@@ -59,9 +61,9 @@ def _yaml_files(base: Path, dirs: list[str]) -> list[Path]:
     return out
 
 
-def _check_params(doc: YamlDoc, loc: tuple[str | int, ...], step: Step, renderer: Renderer) -> list[Problem]:
+def _check_params(doc: YamlDoc, loc: tuple[str | int, ...], step: Step, renderer: Renderer,
+                  catalog: dict[str, tuple[type[ActionProvider], str, type[StrictModel]]]) -> list[Problem]:
     """The action exists, its `with` fits the action's params model, and its templates compile."""
-    catalog = action_catalog()
     if step.action not in catalog:
         known = ", ".join(sorted(catalog))
         return [doc.problem((*loc, "action"), f"unknown action {step.action!r} (known: {known})")]
@@ -132,6 +134,7 @@ def _load_playbooks(base: Path, config: ResponderConfig, env: Mapping[str, str],
     """Every playbooks/*.yaml; each step's action and params are checked against the action catalog."""
     sites: dict[str, YamlDoc] = {}
     renderer = Renderer()
+    catalog = action_catalog()
     for doc, books in _documents(base, config.playbook_dirs, PlaybooksFile, env, loaded, problems):
         for i, book in enumerate(books.playbooks):
             if book.id in loaded.playbooks:
@@ -142,7 +145,7 @@ def _load_playbooks(base: Path, config: ResponderConfig, env: Mapping[str, str],
             sites[book.id] = doc
             for section in ("steps", "on_resolve"):
                 for loc, step in _walk_steps(getattr(book, section), ("playbooks", i, section)):
-                    problems += _check_params(doc, loc, step, renderer)
+                    problems += _check_params(doc, loc, step, renderer, catalog)
 
 
 def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> LoadedConfig:

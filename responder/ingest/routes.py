@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from responder.errors import PayloadError
+from responder.errors import IngestError, PayloadError
 from responder.ingest.base import IngestRequest
 from responder.keys import CLOCK, METRICS, SERVICES
 from responder.logs import get_logger
@@ -35,15 +35,8 @@ async def receive(request: web.Request) -> web.Response:
                                        received_at=request.app[CLOCK].now())
         adapter.verify(ingest_request)
         events = adapter.parse(ingest_request)
-    except web.HTTPRequestEntityTooLarge:
-        metrics.webhooks_rejected.labels(source=source, status="413").inc()
-        raise
-    except PayloadError as exc:
+    except (IngestError, web.HTTPException) as exc:  # counted here, rendered by the error middleware
         metrics.webhooks_rejected.labels(source=source, status=str(exc.status)).inc()
-        raise
-    except Exception as exc:
-        status = getattr(exc, "status", 400)
-        metrics.webhooks_rejected.labels(source=source, status=str(status)).inc()
         raise
     appended = await services.events.append(events)
     fresh = [a.event_id for a in appended if not a.duplicate]
