@@ -7,8 +7,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from responder.actions import PROVIDERS
-from responder.actions.base import ActionProvider, ProviderDeps
-from responder.actions.vendors import VendorConfig
+from responder.actions.base import ActionProvider, ProviderDeps, VendorConfig
 from responder.clock import Clock
 from responder.config.loader import LoadedConfig
 from responder.engine.consumer import EngineConsumer
@@ -21,6 +20,7 @@ from responder.playbooks.runner import PlaybookRunner
 from responder.store.events import EventStream
 from responder.store.incidents import IncidentStore
 from responder.store.keys import Keys
+from responder.store.provider_state import ProviderState
 from responder.store.redis import Redis
 from responder.store.rulestate import RuleStateStore
 from responder.store.runs import RunStore
@@ -66,7 +66,9 @@ class Services:
         incidents = IncidentService(IncidentStore(redis, keys), clock)
         status = StatusStore(redis, keys)
         runs = RunStore(redis, keys)
-        providers, missing = build_providers(loaded, ProviderDeps(http, clock, incidents, status))
+        deps = ProviderDeps(http, clock, incidents, status, ProviderState(redis, keys),
+                            public_url=cfg.server.public_url)
+        providers, missing = build_providers(loaded, deps)
         runner = PlaybookRunner(runs, incidents, providers, loaded.playbooks, clock, metrics,
                                 lease_seconds=cfg.engine.run_lease.total_seconds(), owner=consumer_name)
         evaluator = Evaluator(loaded.rules, RuleStateStore(redis, keys), incidents, clock, metrics,

@@ -1,16 +1,26 @@
-"""Action providers, listed explicitly."""
+"""Action providers, listed explicitly: adding a vendor is one module here plus its tests."""
 
 from __future__ import annotations
 
 from responder.actions.base import ActionProvider
 from responder.actions.builtin import BuiltinProvider
+from responder.actions.fly import FlyProvider
 from responder.actions.http import HttpProvider
-from responder.actions.vendors import VENDOR_PROVIDERS
+from responder.actions.kubernetes import KubernetesProvider
+from responder.actions.pagerduty import PagerDutyProvider
+from responder.actions.railway import RailwayProvider
+from responder.actions.shell import ShellProvider
+from responder.actions.slack import SlackProvider
+from responder.actions.statuspage import StatuspageProvider
+from responder.actions.vercel import VercelProvider
 from responder.config.base import StrictModel
 
 __all__ = ["PROVIDERS", "action_catalog"]
 
-PROVIDERS: tuple[type[ActionProvider], ...] = (BuiltinProvider, HttpProvider, *VENDOR_PROVIDERS)
+PROVIDERS: tuple[type[ActionProvider], ...] = (
+    BuiltinProvider, HttpProvider, ShellProvider, RailwayProvider, FlyProvider, VercelProvider, KubernetesProvider,
+    PagerDutyProvider, SlackProvider, StatuspageProvider,
+)
 
 
 def action_catalog() -> dict[str, tuple[type[ActionProvider], str, type[StrictModel]]]:

@@ -7,16 +7,14 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from responder.actions.vendors import (
-    FlyConfig,
-    KubernetesConfig,
-    PagerDutyConfig,
-    RailwayConfig,
-    ShellConfig,
-    SlackConfig,
-    StatuspageConfig,
-    VercelConfig,
-)
+from responder.actions.fly import FlyConfig
+from responder.actions.kubernetes import KubernetesConfig
+from responder.actions.pagerduty import PagerDutyConfig
+from responder.actions.railway import RailwayConfig
+from responder.actions.shell import ShellConfig
+from responder.actions.slack import SlackConfig
+from responder.actions.statuspage import StatuspageConfig
+from responder.actions.vercel import VercelConfig
 from responder.config.base import Duration, StrictModel
 from responder.ingest.alertmanager import AlertmanagerConfig
 from responder.ingest.grafana import GrafanaConfig

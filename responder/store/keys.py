@@ -71,3 +71,9 @@ class Keys:
 
     def budget(self, playbook: str, key: str) -> str:
         return f"{self.prefix}:{{pb}}:budget:{playbook}:{_digest(key)}"
+
+    def remediation_budget(self, kind: str, target: str) -> str:
+        return f"{self.prefix}:{{pb}}:remediation:{kind}:{_digest(target)}"
+
+    def provider_state(self, incident_id: str, provider: str) -> str:
+        return f"{self.prefix}:{{pb}}:provider:{provider}:{incident_id}"
