@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -201,8 +202,10 @@ class VendorApi:
     """
 
     def __init__(self, vendor: str, http: aiohttp.ClientSession, base_url: str, *, headers: Mapping[str, str],
-                 secrets: list[str], timeout: timedelta = timedelta(seconds=15)) -> None:
+                 secrets: list[str], timeout: timedelta = timedelta(seconds=15),
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.vendor = vendor
+        self.ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self.http = http
         self.base_url = base_url.rstrip("/")
         self.headers = dict(headers)
@@ -217,12 +220,15 @@ class VendorApi:
         return PlannedCall(method, self.url(path), body, {**self.headers, **(headers or {})}, note)
 
     async def request(self, method: str, path: str, *, json_body: Any = None, params: Mapping[str, str] | None = None,
-                      headers: Mapping[str, str] | None = None, ok: tuple[int, ...] = ()) -> VendorResponse:
+                      headers: Mapping[str, str] | None = None, ok: tuple[int, ...] = (),
+                      content_type: str | None = None) -> VendorResponse:
         """Send one request; 2xx (or a status in `ok`) returns, anything else raises a classified error."""
         url = self.url(path)
+        if content_type:  # e.g. application/strategic-merge-patch+json for Kubernetes PATCH
+            headers = {**(headers or {}), "Content-Type": content_type}
         try:
             async with self.http.request(method, url, json=json_body, params=params, timeout=self.timeout,
-                                         headers={**self.headers, **(headers or {})}) as resp:
+                                         headers={**self.headers, **(headers or {})}, ssl=self.ssl) as resp:
                 text = await resp.text(errors="replace")
                 response = VendorResponse(resp.status, dict(resp.headers), text)
         except TimeoutError:

@@ -62,3 +62,6 @@ class Incident(BaseModel):
     mitigating_since: datetime | None = None
     resolved_at: datetime | None = None
     resolved_by: str | None = None
+    #: set when a remediation budget refused a step: no more automated changes, people decide
+    automation_frozen: bool = False
+    frozen_reason: str | None = None

@@ -10,12 +10,15 @@ from responder.events import Event, Severity
 from responder.incidents.model import Incident, IncidentState, TimelineEntry
 from responder.incidents.transitions import Action, IllegalTransition, next_state
 from responder.logs import get_logger
+from responder.observability import report_exception
 from responder.store.incidents import IncidentStore
 
 __all__ = ["IncidentNotFound", "IncidentService"]
 
 log = get_logger(__name__)
 Listener = Callable[[Incident, str], Awaitable[None]]
+#: hears every timeline entry: (incident after the change, the entry, whether the state changed)
+TimelineListener = Callable[[Incident, TimelineEntry, bool], Awaitable[None]]
 
 
 class IncidentNotFound(LookupError):
@@ -23,13 +26,26 @@ class IncidentNotFound(LookupError):
 
 
 class IncidentService:
-    """The only writer of incidents. Listeners hear about resolutions (to run `on_resolve` steps)."""
+    """The only writer of incidents.
+
+    Listeners: `on_opened` / `on_resolved` (the runner starts `on_resolve` steps), and `on_timeline`,
+    which hears every entry written (the Slack message is kept in sync from there). A listener that
+    fails is reported and never undoes or blocks the change; listeners should hand slow work to a task.
+    """
 
     def __init__(self, store: IncidentStore, clock: Clock) -> None:
         self.store = store
         self.clock = clock
         self.on_resolved: list[Listener] = []
         self.on_opened: list[Listener] = []
+        self.on_timeline: list[TimelineListener] = []
+
+    async def _emit(self, incident: Incident, entry: TimelineEntry, changed: bool) -> None:
+        for listener in self.on_timeline:
+            try:
+                await listener(incident, entry, changed)
+            except Exception as exc:  # a notifier must never break the incident itself
+                report_exception(exc, incident_id=incident.id)
 
     def entry(self, actor: str, kind: str, text: str, **data: Any) -> TimelineEntry:
         return TimelineEntry(at=self.clock.now(), actor=actor, kind=kind, text=text, data=data)
@@ -55,6 +71,7 @@ class IncidentService:
         if not created:
             await self.store.append(incident_id, entry)
         incident = await self.get(incident_id)
+        await self._emit(incident, entry, created)
         if created:
             log.info("incident opened", incident_id=incident_id, rule_id=rule_id, key=key)
             for listener in self.on_opened:
@@ -68,9 +85,11 @@ class IncidentService:
         await self._update(incident_id, None, entry,
                            lambda inc: {"event_count": inc.event_count + 1, "value": event.value})
 
-    async def note(self, incident_id: str, actor: str, text: str, kind: str = "human") -> None:
-        await self.get(incident_id)
-        await self.store.append(incident_id, self.entry(actor, kind, text))
+    async def note(self, incident_id: str, actor: str, text: str, kind: str = "human", **data: Any) -> None:
+        incident = await self.get(incident_id)
+        entry = self.entry(actor, kind, text, **data)
+        await self.store.append(incident_id, entry)
+        await self._emit(incident, entry, False)
 
     async def acknowledge(self, incident_id: str, actor: str) -> Incident:
         return await self._update(incident_id, Action.ACKNOWLEDGE, self.entry(actor, "human", "acknowledged"),
@@ -102,8 +121,7 @@ class IncidentService:
                 self.entry(f"playbook:{playbook}", "playbook", f"playbook {playbook} {outcome}"),
                 lambda inc: {"mitigating_since": None})
         except IllegalTransition:
-            await self.store.append(incident_id, self.entry(f"playbook:{playbook}", "playbook",
-                                                            f"playbook {playbook} {outcome}"))
+            await self.note(incident_id, f"playbook:{playbook}", f"playbook {playbook} {outcome}", kind="playbook")
             return None
 
     async def _update(self, incident_id: str, action: Action | None, entry: TimelineEntry,
@@ -116,6 +134,7 @@ class IncidentService:
             updated = current.model_copy(update={**patch(current), "state": state, "updated_at": self.clock.now()})
             outcome = await self.store.save(current.state, updated, entry)
             if outcome == "ok":
+                await self._emit(updated, entry, updated.state is not current.state)
                 return updated
             if outcome == "missing":
                 raise IncidentNotFound(incident_id)
