@@ -9,12 +9,13 @@ import aiohttp
 from responder.actions import PROVIDERS
 from responder.actions.base import ActionProvider, ProviderDeps, VendorConfig
 from responder.clock import Clock
-from responder.config.loader import LoadedConfig
+from responder.config.loader import LoadedConfig, secret_values
 from responder.engine.consumer import EngineConsumer
 from responder.engine.evaluator import Evaluator
 from responder.incidents.service import IncidentService
 from responder.ingest import ADAPTERS
 from responder.ingest.base import IngestAdapter
+from responder.logs import get_logger
 from responder.metrics import Metrics
 from responder.playbooks.runner import PlaybookRunner
 from responder.store.events import EventStream
@@ -26,22 +27,36 @@ from responder.store.rulestate import RuleStateStore
 from responder.store.runs import RunStore
 from responder.store.status import StatusStore
 
-__all__ = ["Services", "build_providers"]
+__all__ = ["BuiltProviders", "Services", "build_providers"]
+
+log = get_logger(__name__)
 
 
-def build_providers(loaded: LoadedConfig, deps: ProviderDeps) -> tuple[dict[str, ActionProvider], dict[str, str]]:
-    """Providers that can run, and for the others the reason they cannot (no credentials)."""
-    built: dict[str, ActionProvider] = {}
-    missing: dict[str, str] = {}
+@dataclass
+class BuiltProviders:
+    #: providers that can run
+    ready: dict[str, ActionProvider]
+    #: for the others, why they cannot (no credentials)
+    missing: dict[str, str]
+    #: unconfigured providers that can still describe a step (dry-run shows the vendor's URLs)
+    planners: dict[str, ActionProvider]
+
+
+def build_providers(loaded: LoadedConfig, deps: ProviderDeps) -> BuiltProviders:
+    out = BuiltProviders({}, {}, {})
     for cls in PROVIDERS:
         config = getattr(loaded.config.providers, cls.name, None)
         if cls.Config is None:
-            built[cls.name] = cls(None, deps)
+            out.ready[cls.name] = cls(None, deps)
         elif isinstance(config, VendorConfig) and config.has_credentials():
-            built[cls.name] = cls(config, deps)
+            out.ready[cls.name] = cls(config, deps)
         else:
-            missing[cls.name] = f"no credentials for {cls.name}"
-    return built, missing
+            out.missing[cls.name] = f"no credentials for {cls.name}"
+            try:
+                out.planners[cls.name] = cls(config, deps)
+            except Exception:  # a client that cannot even be built without credentials plans generically
+                log.debug("provider cannot plan without credentials", provider=cls.name)
+    return out
 
 
 @dataclass
@@ -68,12 +83,14 @@ class Services:
         runs = RunStore(redis, keys)
         deps = ProviderDeps(http, clock, incidents, status, ProviderState(redis, keys),
                             public_url=cfg.server.public_url)
-        providers, missing = build_providers(loaded, deps)
-        runner = PlaybookRunner(runs, incidents, providers, loaded.playbooks, clock, metrics,
-                                lease_seconds=cfg.engine.run_lease.total_seconds(), owner=consumer_name)
+        providers = build_providers(loaded, deps)
+        runner = PlaybookRunner(runs, incidents, providers.ready, loaded.playbooks, clock, metrics,
+                                lease_seconds=cfg.engine.run_lease.total_seconds(), owner=consumer_name,
+                                planners=providers.planners, automation=cfg.automation,
+                                secrets=secret_values(cfg), public_url=cfg.server.public_url)
         evaluator = Evaluator(loaded.rules, RuleStateStore(redis, keys), incidents, clock, metrics,
                               start_playbook=runner.start)
         consumer = EngineConsumer(events, evaluator, runner, metrics, clock, cfg.engine, consumer_name,
                                   block_ms=0 if embedded else 1000)
         adapters = {a.source: a(getattr(cfg.ingest, a.source)) for a in ADAPTERS}
-        return cls(keys, events, incidents, status, runs, runner, evaluator, consumer, adapters, missing)
+        return cls(keys, events, incidents, status, runs, runner, evaluator, consumer, adapters, providers.missing)

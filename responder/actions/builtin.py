@@ -1,4 +1,4 @@
-"""Built-in actions: log, wait, incident.note, incident.resolve, status.set (the built-in status page)."""
+"""Built-in actions: log, wait, incident.note, incident.resolve, status.set (the built-in status page), verify."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from responder.actions.base import ActionProvider, ActionResult, StepContext
+from responder.actions.base import ActionProvider, ActionResult, PlannedCall, StepContext
+from responder.actions.verify import VerifyParams, run_verify
 from responder.config.base import Duration, StrictModel
 from responder.errors import PermanentActionError
 from responder.logs import get_logger
@@ -48,7 +49,13 @@ class BuiltinProvider(ActionProvider):
         "incident.note": NoteParams,
         "incident.resolve": ResolveParams,
         "status.set": StatusSetParams,
+        "verify": VerifyParams,
     }
+
+    def plan(self, verb: str, params: StrictModel, ctx: StepContext) -> list[PlannedCall]:
+        if isinstance(params, VerifyParams):
+            return [params.planned()]
+        return super().plan(verb, params, ctx)
 
     async def run(self, verb: str, params: StrictModel, ctx: StepContext) -> ActionResult:
         incident = ctx.incident
@@ -69,4 +76,6 @@ class BuiltinProvider(ActionProvider):
                                        incident.id)
             return ActionResult(f"status page: {params.component} is {params.status}",
                                 {"component": params.component, "status": params.status})
+        if isinstance(params, VerifyParams):
+            return await run_verify(self.deps, params)
         raise PermanentActionError(f"unknown built-in action {verb!r}")

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import aiohttp
 from pydantic import Field
 
-from responder.actions.base import ActionProvider, ActionResult, StepContext, classify_http
+from responder.actions.base import ActionProvider, ActionResult, PlannedCall, StepContext, classify_http
 from responder.config.base import StrictModel
 from responder.errors import PermanentActionError, RetryableActionError
 
@@ -28,10 +28,18 @@ class HttpProvider(ActionProvider):
     name = "http"
     actions = {"request": HttpRequestParams}
 
+    @staticmethod
+    def _headers(params: HttpRequestParams, ctx: StepContext) -> dict[str, str]:
+        return {"X-Responder-Incident": ctx.incident.id, "Idempotency-Key": ctx.idempotency_key, **params.headers}
+
+    def plan(self, verb: str, params: StrictModel, ctx: StepContext) -> list[PlannedCall]:
+        assert isinstance(params, HttpRequestParams)
+        body = params.json_ if params.json_ is not None else params.body
+        return [PlannedCall(params.method, params.url, body, self._headers(params, ctx))]
+
     async def run(self, verb: str, params: StrictModel, ctx: StepContext) -> ActionResult:
         assert isinstance(params, HttpRequestParams)
-        headers = {"X-Responder-Incident": ctx.incident.id, "Idempotency-Key": f"{ctx.run_id}:{ctx.step}",
-                   **params.headers}
+        headers = self._headers(params, ctx)
         try:
             async with self.deps.http.request(params.method, params.url, headers=headers, json=params.json_,
                                               data=params.body) as response:

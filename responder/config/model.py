@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from responder.actions.fly import FlyConfig
 from responder.actions.kubernetes import KubernetesConfig
@@ -21,8 +21,19 @@ from responder.ingest.grafana import GrafanaConfig
 from responder.ingest.sentry import SentryConfig
 from responder.ingest.uptimerobot import UptimeRobotConfig
 
-__all__ = ["ApiTokens", "EngineConfig", "IngestConfig", "ProvidersConfig", "RedisConfig", "ResponderConfig",
-           "ServerConfig", "StatusComponent", "StatusPageConfig"]
+__all__ = [
+    "ApiTokens",
+    "AutomationConfig",
+    "EngineConfig",
+    "IngestConfig",
+    "ProvidersConfig",
+    "RedisConfig",
+    "RemediationBudget",
+    "ResponderConfig",
+    "ServerConfig",
+    "StatusComponent",
+    "StatusPageConfig",
+]
 
 
 class ApiTokens(StrictModel):
@@ -85,6 +96,35 @@ class EngineConfig(StrictModel):
     run_lease: Duration = Field(default=timedelta(seconds=30), description="a crashed replica's runs resume after")
 
 
+class RemediationBudget(StrictModel):
+    """At most `max` automated changes of one kind to one target (service, app, deployment) per `per`."""
+
+    max: int = Field(ge=0, description="0 forbids the kind of change altogether")
+    per: Duration
+
+
+def _default_budgets() -> dict[str, RemediationBudget]:
+    half_hour = timedelta(minutes=30)
+    return {"rollback": RemediationBudget(max=1, per=half_hour), "restart": RemediationBudget(max=3, per=half_hour),
+            "redeploy": RemediationBudget(max=3, per=half_hour), "promote": RemediationBudget(max=1, per=half_hour),
+            "scale": RemediationBudget(max=5, per=half_hour)}
+
+
+class AutomationConfig(StrictModel):
+    """Guard rails for automated changes, shared by every replica through Redis."""
+
+    dry_run: bool = Field(default=False, description="render and record every step, call no vendor")
+    budgets: dict[str, RemediationBudget] = Field(
+        default_factory=_default_budgets,
+        description="per kind of change (rollback, restart, redeploy, promote, scale); kinds not listed are "
+                    "unlimited. Listing a kind replaces its default; the other defaults stay.")
+
+    @field_validator("budgets", mode="after")
+    @classmethod
+    def _keep_defaults(cls, value: dict[str, RemediationBudget]) -> dict[str, RemediationBudget]:
+        return {**_default_budgets(), **value}
+
+
 class ResponderConfig(StrictModel):
     """responder.yaml"""
 
@@ -94,6 +134,7 @@ class ResponderConfig(StrictModel):
     providers: ProvidersConfig = Field(default_factory=ProvidersConfig)
     status_page: StatusPageConfig = Field(default_factory=StatusPageConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    automation: AutomationConfig = Field(default_factory=AutomationConfig)
     rules_dirs: list[str] = Field(default_factory=lambda: ["rules"], description="relative to this file")
     playbook_dirs: list[str] = Field(default_factory=lambda: ["playbooks"], description="relative to this file")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

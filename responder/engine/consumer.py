@@ -68,6 +68,7 @@ class EngineConsumer:
         """Timers, lapsed run leases and a dead consumer's pending events."""
         await self.evaluator.tick()
         await self.runner.resume_expired()
+        await self.runner.run_repeats()
         idle_ms = int(self.config.claim_idle.total_seconds() * 1000)
         for delivery in await self.stream.claim_stale(self.group, self.name, min_idle_ms=idle_ms):
             await self.process(delivery)

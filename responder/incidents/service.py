@@ -108,6 +108,15 @@ class IncidentService:
                 await listener(incident, actor)
         return incident
 
+    async def freeze_automation(self, incident_id: str, reason: str) -> Incident:
+        """No more automated changes on this incident (a remediation budget ran out); people decide now."""
+        return await self._update(incident_id, None, self.entry("runner", "state", f"automation frozen: {reason}"),
+                                  lambda inc: {"automation_frozen": True, "frozen_reason": reason})
+
+    async def unfreeze_automation(self, incident_id: str, actor: str) -> Incident:
+        return await self._update(incident_id, None, self.entry(actor, "human", "automation unfrozen"),
+                                  lambda inc: {"automation_frozen": False, "frozen_reason": None})
+
     async def start_mitigation(self, incident_id: str, playbook: str) -> Incident:
         return await self._update(incident_id, Action.START_MITIGATION,
                                   self.entry(f"playbook:{playbook}", "playbook", f"playbook {playbook} started"),

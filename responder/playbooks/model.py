@@ -36,6 +36,15 @@ class Step(StrictModel):
     when: str | None = Field(default=None, description="Jinja2 expression; the step is skipped when false")
     on_failure: list[Step] = Field(default_factory=list, description="steps run when this one fails for good")
     continue_on_failure: bool = Field(default=False, description="go on with the next step after a failure")
+    repeat_every: Duration | None = Field(
+        default=None, description="run this step again every so often while the incident stays open "
+                                  "(e.g. a status page update every 15m); at least 10s")
+
+    @model_validator(mode="after")
+    def _repeat_floor(self) -> Step:
+        if self.repeat_every is not None and self.repeat_every.total_seconds() < 10:
+            raise ValueError("repeat_every must be at least 10s")
+        return self
 
 
 class Budget(StrictModel):
@@ -53,6 +62,7 @@ class Playbook(StrictModel):
     steps: list[Step] = Field(min_length=1)
     on_resolve: list[Step] = Field(default_factory=list)
     budget: Budget | None = None
+    dry_run: bool = Field(default=False, description="always a rehearsal: record what would be sent, call nothing")
 
     @model_validator(mode="after")
     def _unique_names(self) -> Playbook:

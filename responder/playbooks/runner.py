@@ -6,6 +6,16 @@ run resumed after a crash skips finished steps and treats a step found "running"
 (failed, never repeated). The window left open — a crash after the vendor call but before the
 result is written — is closed by the vendor's own idempotency where one exists (Idempotency-Key
 header, PagerDuty dedup_key).
+
+Guard rails around every step:
+- dry-run (global `automation.dry_run`, a playbook's `dry_run`, or one run): the step is rendered and
+  validated, the provider describes what it would send (`plan`), the timeline records it, and no
+  vendor is called;
+- the remediation budget: a step that changes something (rollback, restart, ...) counts against
+  `automation.budgets[kind]` per target in Redis, shared by all replicas. Over budget, the step is
+  refused, the incident's automation is frozen (later changes are refused too) and the step's
+  `on_failure` branch runs (page a human);
+- `repeat_every`: a step that succeeded runs again on schedule while the incident stays open.
 """
 
 from __future__ import annotations
@@ -13,15 +23,17 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
 from responder.actions import action_catalog
-from responder.actions.base import ActionProvider, ActionResult, StepContext
+from responder.actions.base import ActionProvider, ActionResult, PlannedCall, StepContext, call_once
 from responder.clock import Clock, to_ms
-from responder.errors import ActionError, PermanentActionError, RetryableActionError
+from responder.config.base import StrictModel, format_duration
+from responder.config.model import AutomationConfig
+from responder.errors import ActionError, PermanentActionError
 from responder.events import Event
 from responder.incidents.model import Incident
 from responder.incidents.service import IncidentService
@@ -35,7 +47,7 @@ from responder.store.runs import RunStore
 __all__ = ["PlaybookRunner"]
 
 log = get_logger(__name__)
-FINAL = ("ok", "failed", "skipped", "interrupted")
+FINAL = ("ok", "failed", "skipped", "interrupted", "dry-run")
 
 
 class RunFailed(Exception):
@@ -45,13 +57,20 @@ class RunFailed(Exception):
 class PlaybookRunner:
     def __init__(self, store: RunStore, incidents: IncidentService, providers: dict[str, ActionProvider],
                  playbooks: dict[str, Playbook], clock: Clock, metrics: Metrics, *, lease_seconds: float = 30,
-                 owner: str | None = None) -> None:
+                 owner: str | None = None, planners: dict[str, ActionProvider] | None = None,
+                 automation: AutomationConfig | None = None, secrets: list[str] | None = None,
+                 public_url: str | None = None) -> None:
         self.store = store
         self.incidents = incidents
         self.providers = providers
+        #: providers able to describe a step without credentials (dry-run of an unconfigured vendor)
+        self.planners = planners or {}
         self.playbooks = playbooks
         self.clock = clock
         self.metrics = metrics
+        self.automation = automation or AutomationConfig()
+        self.secrets = secrets or []
+        self.public_url = public_url.rstrip("/") if public_url else None
         self.lease_ms = int(lease_seconds * 1000)
         self.owner = owner or uuid.uuid4().hex[:12]
         self.renderer = Renderer()
@@ -60,36 +79,46 @@ class PlaybookRunner:
         incidents.on_resolved.append(self._on_resolved)
 
     # -- starting -------------------------------------------------------------------------------
-    async def start(self, incident: Incident, playbook_id: str, event: Event | None, phase: str = "main") -> str | None:
-        """Create the run (once) and execute it in the background; returns the run id if it was created."""
+    async def start(self, incident: Incident, playbook_id: str, event: Event | None, phase: str = "main", *,
+                    dry_run: bool | None = None, actor: str | None = None) -> str | None:
+        """Create the run (once) and execute it in the background; returns the run id if it was created.
+
+        phase: "main" (a rule fired), "resolve" (the incident resolved) or "manual" (a person asked; every
+        manual run is a new run). `dry_run` None means: the playbook's or the global setting.
+        """
         playbook = self.playbooks.get(playbook_id)
         if playbook is None or (phase == "resolve" and not playbook.on_resolve):
             return None
+        dry = dry_run if dry_run is not None else (playbook.dry_run or self.automation.dry_run)
         run_id = f"{incident.id}-{playbook_id}-{phase}"
-        if phase == "main" and playbook.budget:
+        if phase == "manual":
+            run_id = f"{run_id}-{'dry-' if dry else ''}{uuid.uuid4().hex[:8]}"
+        if phase == "main" and playbook.budget and not dry:
             budget = playbook.budget
             allowed = await self.store.take_budget(playbook_id, incident.key, run_id, to_ms(self.clock.now()),
                                                    int(budget.per.total_seconds() * 1000), budget.max)
             if not allowed:
                 await self.incidents.note(incident.id, f"playbook:{playbook_id}",
                                           f"playbook {playbook_id} not run: budget of {budget.max} per "
-                                          f"{budget.per} exhausted", kind="playbook")
+                                          f"{format_duration(budget.per)} exhausted", kind="playbook")
                 return None
         doc = {"run_id": run_id, "incident_id": incident.id, "playbook": playbook_id, "phase": phase,
+               "steps": "resolve" if phase == "resolve" else "main", "dry_run": dry, "actor": actor,
                "created_at": self.clock.now().isoformat(),
                "event": event.model_dump(mode="json") if event else None}
         created = await self.store.create(run_id, incident.id, doc, self.owner, self._lease_until())
         if created:
-            self._spawn(run_id)
+            self._spawn(self.execute(run_id), f"run:{run_id}")
             return run_id
         return None
 
     async def _on_resolved(self, incident: Incident, actor: str) -> None:
+        await self._cancel_repeats(incident.id)
         if incident.playbook:
             await self.start(incident, incident.playbook, None, phase="resolve")
 
-    def _spawn(self, run_id: str) -> None:
-        task = asyncio.create_task(self.execute(run_id), name=f"run:{run_id}")
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -97,7 +126,7 @@ class PlaybookRunner:
         """Claim runs whose owner's lease lapsed (a crashed replica) and continue them here."""
         ids = await self.store.claim_expired(self.owner, to_ms(self.clock.now()), self._lease_until())
         for run_id in ids:
-            self._spawn(run_id)
+            self._spawn(self.execute(run_id), f"run:{run_id}")
         return ids
 
     async def drain(self) -> None:
@@ -126,46 +155,63 @@ class PlaybookRunner:
     async def _execute(self, run_id: str, run: dict[str, Any]) -> None:
         playbook = self.playbooks.get(run["playbook"])
         incident = await self.incidents.get(run["incident_id"])
+        actor = f"playbook:{run['playbook']}"
         if playbook is None:
             await self.incidents.note(incident.id, "runner", f"playbook {run['playbook']} no longer exists")
             await self.store.finish(run_id, "failed")
             return
-        main = run["phase"] == "main"
-        if main and incident.state.is_open:
+        main = run.get("steps", "main") == "main"
+        dry = bool(run.get("dry_run"))
+        mitigating = main and not dry and incident.state.is_open
+        if mitigating:
             incident = await self.incidents.start_mitigation(incident.id, playbook.id)
-        context = {"incident": incident.model_dump(mode="json"), "event": run.get("event") or {}, "steps": {},
-                   "run": {"id": run_id, "playbook": playbook.id, "phase": run["phase"]}}
+        if dry:
+            await self.incidents.note(incident.id, actor, f"dry-run of playbook {playbook.id}: every step is "
+                                      "rendered and recorded, no vendor is called", kind="playbook")
+        context = self._context(run_id, run, incident, playbook)
         received = run.get("event", {}) and run["event"].get("received_at")
         outcome = "completed"
         try:
             await self._run_steps(run_id, playbook.steps if main else playbook.on_resolve, incident, context,
-                                  received)
+                                  received, dry)
         except RunFailed as exc:
             outcome = f"failed at step {exc}"
         await self.store.finish(run_id, "failed" if outcome != "completed" else "completed")
-        if main:
+        if mitigating:
             await self.incidents.end_mitigation(incident.id, playbook.id, outcome)
         else:
-            await self.incidents.note(incident.id, f"playbook:{playbook.id}", f"resolve steps {outcome}",
-                                      kind="playbook")
+            what = "dry-run" if dry else ("steps" if main else "resolve steps")
+            await self.incidents.note(incident.id, actor, f"{what} {outcome}", kind="playbook")
+
+    def _context(self, run_id: str, run: dict[str, Any], incident: Incident, playbook: Playbook) -> dict[str, Any]:
+        return {"incident": incident.model_dump(mode="json"), "event": run.get("event") or {}, "steps": {},
+                "run": {"id": run_id, "playbook": playbook.id, "phase": run["phase"],
+                        "dry_run": bool(run.get("dry_run"))}}
 
     async def _run_steps(self, run_id: str, steps: list[Step], incident: Incident, context: dict[str, Any],
-                         received: str | None) -> None:
+                         received: str | None, dry: bool) -> None:
         for step in steps:
             await self.store.renew(run_id, self.owner, self._lease_until())
-            record = await self._run_step(run_id, step, incident, context, received)
+            record = await self._run_step(run_id, step, incident, context, received, dry)
             context["steps"][step.name] = {"status": record["status"], "output": record.get("output", {})}
+            if dry and step.on_failure:  # a rehearsal shows the escalation path too
+                await self._run_steps(run_id, step.on_failure, incident, context, received, dry)
             if record["status"] in ("failed", "interrupted"):
-                await self._run_steps(run_id, step.on_failure, incident, context, received)
+                await self._run_steps(run_id, step.on_failure, incident, context, received, dry)
                 if not step.continue_on_failure:
                     raise RunFailed(step.name)
+            elif record["status"] == "ok" and step.repeat_every is not None:
+                await self.store.schedule_repeat(run_id, step.name,
+                                                 to_ms(self.clock.now()) + to_ms_delta(step.repeat_every))
 
     async def _run_step(self, run_id: str, step: Step, incident: Incident, context: dict[str, Any],
-                        received: str | None) -> dict[str, Any]:
+                        received: str | None, dry: bool, *, key: str | None = None) -> dict[str, Any]:
+        """Run one step once; `key` names its idempotency record (a repeat's iteration has its own)."""
+        key = key or step.name
         started = self.clock.now()
-        record: dict[str, Any] = {"step": step.name, "action": step.action, "status": "running",
+        record: dict[str, Any] = {"step": key, "action": step.action, "status": "running",
                                   "started_at": started.isoformat(), "owner": self.owner}
-        existing = await self.store.begin_step(run_id, step.name, record)
+        existing = await self.store.begin_step(run_id, key, record)
         if existing is not None:
             if existing["status"] in FINAL:
                 return existing
@@ -173,41 +219,49 @@ class PlaybookRunner:
             existing.update(status="interrupted", error="the replica running this step stopped; not repeated")
             await self._record(run_id, step, incident, existing)
             return existing
-        if received and not context.get("_first_action_seen"):
+        if received and not dry and not context.get("_first_action_seen"):
             context["_first_action_seen"] = True
             latency = (started - datetime.fromisoformat(received)).total_seconds()
             self.metrics.first_action_latency.observe(max(latency, 0.0))
-        record.update(await self._attempt(run_id, step, incident, context))
+        record.update(await self._attempt(run_id, step, incident, context, dry))
         finished = self.clock.now()
         record.update(finished_at=finished.isoformat(), duration_ms=int((finished - started).total_seconds() * 1000))
         await self._record(run_id, step, incident, record)
         return record
 
-    async def _attempt(self, run_id: str, step: Step, incident: Incident, context: dict[str, Any]) -> dict[str, Any]:
-        """Decide skip/run, then call the provider with timeout and retries; returns the result fields."""
+    async def _attempt(self, run_id: str, step: Step, incident: Incident, context: dict[str, Any],
+                       dry: bool) -> dict[str, Any]:
+        """Decide skip/plan/refuse/run, then call the provider with timeout and retries; returns result fields."""
         try:
             if step.when and not self.renderer.truthy(step.when, context):
                 return {"status": "skipped", "reason": f"condition false: {step.when}"}
             provider_cls, verb, params_model = self.catalog[step.action]
-            provider = self.providers.get(provider_cls.name)
-            if provider is None:
-                return {"status": "skipped", "reason": f"no credentials for {provider_cls.name} "
-                                                       f"(providers.{provider_cls.name} is not configured)"}
             params = params_model.model_validate(self.renderer.render(step.with_, context))
         except (TemplateError, ValidationError, KeyError) as exc:
             return {"status": "failed", "error": f"invalid parameters: {exc}", "attempts": 0}
-        ctx = StepContext(incident=incident, run_id=run_id, step=step.name)
+        ctx = StepContext(incident=incident, run_id=run_id, step=step.name, dry_run=dry,
+                          incident_url=f"{self.public_url}/incidents/{incident.id}" if self.public_url else None)
+        provider = self.providers.get(provider_cls.name)
+        if dry:
+            return self._plan(provider, provider_cls, verb, params, ctx)
+        if provider is None:
+            return {"status": "skipped", "reason": f"no credentials for {provider_cls.name} "
+                                                   f"(providers.{provider_cls.name} is not configured)"}
+        refusal = await self._check_budget(provider, verb, params, incident, run_id, step)
+        if refusal:
+            return {"status": "failed", "error": refusal, "attempts": 0, "refused": True}
+        limit = step.timeout.total_seconds()
+        needs = getattr(params, "minimum_step_time", None)
+        if callable(needs) and "timeout" not in step.model_fields_set:
+            limit = max(limit, float(needs()))
         attempts = 0
         while True:
             attempts += 1
             try:
-                async with asyncio.timeout(step.timeout.total_seconds()):
-                    result: ActionResult = await provider.run(verb, params, ctx)
+                result: ActionResult = await call_once(provider, verb, params, ctx, limit)
                 return {"status": "ok", "summary": result.summary, "output": result.output, "attempts": attempts}
-            except TimeoutError:
-                error: ActionError = RetryableActionError(f"timed out after {step.timeout.total_seconds():g}s")
             except ActionError as exc:
-                error = exc
+                error: ActionError = exc
             except Exception as exc:
                 report_exception(exc, incident_id=incident.id, run_id=run_id, step=step.name)
                 self.metrics.pipeline_errors.labels(stage="action").inc()
@@ -215,6 +269,40 @@ class PlaybookRunner:
             if not error.retryable or attempts > step.retries.max:
                 return {"status": "failed", "error": str(error), "attempts": attempts}
             await self.clock.sleep(self._backoff(step, attempts, error.retry_after))
+
+    def _plan(self, provider: ActionProvider | None, provider_cls: type[ActionProvider], verb: str,
+              params: StrictModel, ctx: StepContext) -> dict[str, Any]:
+        planner = provider or self.planners.get(provider_cls.name)
+        calls = planner.plan(verb, params, ctx) if planner else [
+            PlannedCall("CALL", f"{provider_cls.name}.{verb}", params.model_dump(mode="json", by_alias=True))]
+        plan = [call.redacted(self.secrets) for call in calls]
+        summary = "would send " + "; then ".join(f"{c['method']} {c['url']}" for c in plan)
+        if provider is None and provider_cls.Config is not None:
+            summary += f" (providers.{provider_cls.name} is not configured: a real run would skip this step)"
+        return {"status": "dry-run", "summary": summary, "plan": plan}
+
+    async def _check_budget(self, provider: ActionProvider, verb: str, params: StrictModel, incident: Incident,
+                            run_id: str, step: Step) -> str | None:
+        """None when the step may run; otherwise why it is refused (the incident's automation is then frozen)."""
+        change = provider.remediation(verb, params)
+        if change is None:
+            return None
+        current = await self.incidents.get(incident.id)
+        if current.automation_frozen:
+            return f"automation is frozen for this incident ({current.frozen_reason}); {step.action} not attempted"
+        budget = self.automation.budgets.get(change.kind)
+        if budget is None:
+            return None
+        allowed = await self.store.take_remediation(change.kind, change.target, f"{run_id}:{step.name}",
+                                                    to_ms(self.clock.now()), to_ms_delta(budget.per), budget.max)
+        if allowed:
+            return None
+        reason = (f"remediation budget exhausted: at most {budget.max} {change.kind} of {change.target} per "
+                  f"{format_duration(budget.per)}")
+        await self.incidents.freeze_automation(incident.id, reason)
+        self.metrics.step_outcomes.labels(action=step.action, outcome="refused").inc()
+        log.warning("step refused by the remediation budget", step=step.name, kind=change.kind, target=change.target)
+        return f"{reason}; automation frozen for this incident"
 
     @staticmethod
     def _backoff(step: Step, attempt: int, retry_after: float | None) -> float:
@@ -224,9 +312,57 @@ class PlaybookRunner:
         return random.uniform(cap / 2, cap)  # "equal jitter": never zero, never above the cap
 
     async def _record(self, run_id: str, step: Step, incident: Incident, record: dict[str, Any]) -> None:
-        await self.store.finish_step(run_id, step.name, record)
+        await self.store.finish_step(run_id, record["step"], record)
         self.metrics.step_outcomes.labels(action=step.action, outcome=record["status"]).inc()
         detail = record.get("summary") or record.get("error") or record.get("reason") or ""
-        await self.incidents.note(incident.id, f"step:{step.name}", f"{step.action} {record['status']}"
-                                  + (f": {detail}" if detail else ""), kind="step")
-        log.info("step finished", step=step.name, action=step.action, status=record["status"])
+        data = {"plan": record["plan"]} if "plan" in record else {}
+        await self.incidents.note(incident.id, f"step:{record['step']}", f"{step.action} {record['status']}"
+                                  + (f": {detail}" if detail else ""), kind="step", **data)
+        log.info("step finished", step=record["step"], action=step.action, status=record["status"])
+
+    # -- repeating steps ------------------------------------------------------------------------
+    async def run_repeats(self) -> int:
+        """Claim the repeating steps that are due and run each once more (called on every engine tick)."""
+        claimed = await self.store.claim_repeats(to_ms(self.clock.now()), self._lease_until())
+        for run_id, step_name, iteration in claimed:
+            self._spawn(self._repeat(run_id, step_name, iteration), f"repeat:{run_id}:{step_name}")
+        return len(claimed)
+
+    async def _repeat(self, run_id: str, step_name: str, iteration: int) -> None:
+        run = await self.store.get(run_id)
+        playbook = self.playbooks.get(run["playbook"]) if run else None
+        step = next((s for s in playbook.all_steps() if s.name == step_name), None) if playbook else None
+        if run is None or playbook is None or step is None or step.repeat_every is None:
+            await self.store.cancel_repeat(run_id, step_name)
+            return
+        incident = await self.incidents.get(run["incident_id"])
+        if not incident.state.is_open:
+            await self.store.cancel_repeat(run_id, step_name)
+            return
+        bind(run_id=run_id, incident_id=incident.id)
+        try:
+            context = self._context(run_id, run, incident, playbook)
+            record = await self._run_step(run_id, step, incident, context, None, bool(run.get("dry_run")),
+                                          key=f"{step.name} (repeat {iteration})")
+            if record["status"] == "failed":
+                log.warning("repeating step failed; it will be tried again on schedule", step=step.name)
+        except Exception as exc:
+            report_exception(exc, incident_id=incident.id, run_id=run_id, step=step_name)
+        finally:
+            unbind("run_id", "incident_id")
+        # the next iteration, unless the incident was resolved meanwhile (the resolve hook cancelled it)
+        if (await self.incidents.get(incident.id)).state.is_open:
+            await self.store.schedule_repeat(run_id, step.name,
+                                             to_ms(self.clock.now()) + to_ms_delta(step.repeat_every))
+
+    async def _cancel_repeats(self, incident_id: str) -> None:
+        for run_id in await self.store.for_incident(incident_id):
+            run = await self.store.get(run_id)
+            playbook = self.playbooks.get(run["playbook"]) if run else None
+            for step in playbook.all_steps() if playbook else []:
+                if step.repeat_every is not None:
+                    await self.store.cancel_repeat(run_id, step.name)
+
+
+def to_ms_delta(value: timedelta) -> int:
+    return int(value.total_seconds() * 1000)

@@ -32,6 +32,7 @@ class Keys:
         self.incidents_all = f"{p}:{{inc}}:all"
         # playbook runs
         self.runs_due = f"{p}:{{pb}}:due"
+        self.repeats_due = f"{p}:{{pb}}:repeats"
         # status page
         self.status_components = f"{p}:{{st}}:components"
         self.status_history = f"{p}:{{st}}:history"

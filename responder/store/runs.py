@@ -48,6 +48,25 @@ return 1
 """
 
 
+# KEYS: 1 repeats zset, 2 run hash prefix. ARGV: 1 now ms, 2 lease deadline ms, 3 limit
+# Due repeating steps are leased to the caller (score moved to the lease deadline) and their
+# iteration counter is bumped, so one replica runs each iteration.
+_CLAIM_REPEATS = """
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, member in ipairs(members) do
+  redis.call('ZADD', KEYS[1], ARGV[2], member)
+  local sep = string.find(member, '|', 1, true)
+  local run_id = string.sub(member, 1, sep - 1)
+  local step = string.sub(member, sep + 1)
+  local n = redis.call('HINCRBY', KEYS[2] .. run_id, 'repeat:' .. step, 1)
+  table.insert(out, member)
+  table.insert(out, tostring(n))
+end
+return out
+"""
+
+
 class RunStore:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self.redis = redis
@@ -56,6 +75,7 @@ class RunStore:
         self._claim = redis.register_script(_CLAIM)
         self._renew = redis.register_script(_RENEW)
         self._budget = redis.register_script(_BUDGET)
+        self._claim_repeats = redis.register_script(_CLAIM_REPEATS)
 
     async def create(self, run_id: str, incident_id: str, doc: dict[str, Any], owner: str, lease_until: int) -> bool:
         """Create a run owned by `owner`; False when it already exists (the run is never started twice)."""
@@ -106,4 +126,29 @@ class RunStore:
         return json.loads(raw) if raw else None
 
     async def take_budget(self, playbook: str, key: str, run_id: str, now_ms: int, per_ms: int, limit: int) -> bool:
+        """The playbook loop breaker: at most `limit` runs of `playbook` per window for one incident key."""
         return bool(await self._budget(keys=[self.keys.budget(playbook, key)], args=[now_ms, per_ms, limit, run_id]))
+
+    async def take_remediation(self, kind: str, target: str, member: str, now_ms: int, per_ms: int,
+                               limit: int) -> bool:
+        """Count one automated change of `kind` to `target` (idempotent per `member`); False when over budget."""
+        if limit <= 0:
+            return False
+        return bool(await self._budget(keys=[self.keys.remediation_budget(kind, target)],
+                                       args=[now_ms, per_ms, limit, member]))
+
+    async def schedule_repeat(self, run_id: str, step: str, due_ms: int) -> None:
+        await self.redis.zadd(self.keys.repeats_due, {f"{run_id}|{step}": due_ms})
+
+    async def cancel_repeat(self, run_id: str, step: str) -> None:
+        await self.redis.zrem(self.keys.repeats_due, f"{run_id}|{step}")
+
+    async def claim_repeats(self, now_ms: int, lease_until: int, limit: int = 20) -> list[tuple[str, str, int]]:
+        """Due repeating steps as (run id, step name, iteration), leased to the caller."""
+        raw = await self._claim_repeats(keys=[self.keys.repeats_due, self.keys.run("")],
+                                        args=[now_ms, lease_until, limit])
+        out = []
+        for i in range(0, len(raw), 2):
+            run_id, _, step = str(raw[i]).partition("|")
+            out.append((run_id, step, int(raw[i + 1])))
+        return out
