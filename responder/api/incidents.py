@@ -1,4 +1,4 @@
-"""HTTP API for incidents: list, detail with timeline and playbook runs, acknowledge, resolve."""
+"""HTTP API for incidents: list, detail with timeline and playbook runs, acknowledge, resolve, unfreeze, run."""
 
 from __future__ import annotations
 
@@ -64,9 +64,14 @@ async def _runs(request: web.Request, incident_id: str) -> list[dict[str, Any]]:
         steps = []
         if playbook:
             for step in playbook.all_steps():
-                record = await services.runs.step_record(run_id, step.name)
-                if record:
-                    steps.append(record)
+                names = [step.name]
+                if step.repeat_every is not None:
+                    count = await services.runs.repeat_count(run_id, step.name)
+                    names += [f"{step.name} (repeat {i})" for i in range(1, count + 1)]
+                for name in names:
+                    record = await services.runs.step_record(run_id, name)
+                    if record:
+                        steps.append(record)
         run.pop("event", None)
         out.append({**run, "steps": steps})
     return out
@@ -111,6 +116,8 @@ async def change_incident(request: web.Request) -> web.Response:
     try:
         if request.match_info["action"] == "ack":
             incident = await service.acknowledge(incident_id, actor)
+        elif request.match_info["action"] == "unfreeze":
+            incident = await service.unfreeze_automation(incident_id, actor)
         else:
             note = body.get("note", "")
             if not isinstance(note, str):
@@ -123,7 +130,37 @@ async def change_incident(request: web.Request) -> web.Response:
     return web.json_response(incident.model_dump(mode="json"))
 
 
+async def run_playbook(request: web.Request) -> web.Response:
+    """Start a playbook for an incident by hand: {"playbook": id, "dry_run": bool, "actor": name}."""
+    actor = require_token(request, "write")
+    body = await _body(request)
+    playbook = body.get("playbook")
+    if not isinstance(playbook, str) or not playbook:
+        raise PayloadError("playbook is required (a playbook id)", field="playbook")
+    if playbook not in request.app[CONFIG].playbooks:
+        known = ", ".join(sorted(request.app[CONFIG].playbooks)) or "none"
+        raise PayloadError(f"no playbook {playbook!r} (known: {known})", field="playbook", status=404)
+    dry_run = body.get("dry_run", None)
+    if dry_run is not None and not isinstance(dry_run, bool):
+        raise PayloadError("dry_run must be true or false", field="dry_run")
+    who = body.get("actor")
+    if who is not None and not isinstance(who, str):
+        raise PayloadError("actor must be a string", field="actor")
+    services = request.app[SERVICES]
+    incident_id = request.match_info["id"]
+    try:
+        incident = await services.incidents.get(incident_id)
+    except IncidentNotFound:
+        raise PayloadError(f"no incident {incident_id!r}", field="id", status=404) from None
+    if not incident.state.is_open and not dry_run:
+        raise PayloadError("the incident is resolved: only a dry run is possible", field="state", status=409)
+    run_id = await services.runner.start(incident, playbook, None, phase="manual", dry_run=dry_run,
+                                         actor=f"user:{who}" if who else actor)
+    return web.json_response({"run_id": run_id, "dry_run": bool(dry_run)}, status=202)
+
+
 def setup_incident_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/incidents", list_incidents)
     app.router.add_get("/api/v1/incidents/{id}", get_incident)
-    app.router.add_post("/api/v1/incidents/{id}/{action:ack|resolve}", change_incident)
+    app.router.add_post("/api/v1/incidents/{id}/{action:ack|resolve|unfreeze}", change_incident)
+    app.router.add_post("/api/v1/incidents/{id}/run", run_playbook)

@@ -140,6 +140,9 @@ class RunStore:
     async def schedule_repeat(self, run_id: str, step: str, due_ms: int) -> None:
         await self.redis.zadd(self.keys.repeats_due, {f"{run_id}|{step}": due_ms})
 
+    async def repeat_count(self, run_id: str, step: str) -> int:
+        return int(await self.redis.hget(self.keys.run(run_id), f"repeat:{step}") or 0)
+
     async def cancel_repeat(self, run_id: str, step: str) -> None:
         await self.redis.zrem(self.keys.repeats_due, f"{run_id}|{step}")
 

@@ -178,3 +178,40 @@ async def test_repeat_every_while_open(make_config: Any, make_app: Any, sink: Si
     texts = [e.text for e in await services.incidents.store.timeline(incident.id)]
     assert any("status update (repeat 2)" in e.actor for e in await services.incidents.store.timeline(incident.id))
     assert texts
+
+
+async def test_api_runs_a_playbook_by_hand_and_shows_repeats(make_config: Any, make_app: Any, sink: Sink,
+                                                             clock: Any) -> None:
+    files = {"responder.yaml": "server: {api_tokens: {write: '${TOKEN}'}}\n", "playbooks/p.yaml": REPEAT}
+    client, services = await make_app(make_config(files, env={"TOKEN": "write-token-abcdef", "SINK": sink.url}))
+    auth = {"Authorization": "Bearer write-token-abcdef"}
+    incident = await open_incident(services, "p")
+    url = f"/api/v1/incidents/{incident.id}/run"
+    assert (await client.post(url, json={"playbook": "p"})).status == 401
+    missing = await client.post(url, headers=auth, json={})
+    assert missing.status == 400 and (await missing.json())["field"] == "playbook"
+    unknown = await client.post(url, headers=auth, json={"playbook": "nope"})
+    assert unknown.status == 404 and "known: p" in (await unknown.json())["error"]
+    bad = await client.post(url, headers=auth, json={"playbook": "p", "dry_run": "yes"})
+    assert bad.status == 400 and (await bad.json())["field"] == "dry_run"
+
+    rehearsal = await client.post(url, headers=auth, json={"playbook": "p", "dry_run": True, "actor": "alice"})
+    assert rehearsal.status == 202 and (await rehearsal.json())["dry_run"] is True
+    await services.runner.drain()
+    assert sink.requests == []
+    real = await client.post(url, headers=auth, json={"playbook": "p", "actor": "alice"})
+    run_id = (await real.json())["run_id"]
+    await services.runner.drain()
+    assert sink.paths == ["/status", "/once"]
+    clock.advance(15 * 60)
+    await services.runner.run_repeats()
+    await services.runner.drain()
+    detail = await (await client.get(f"/api/v1/incidents/{incident.id}")).json()
+    run = next(r for r in detail["runs"] if r["run_id"] == run_id)
+    assert [s["step"] for s in run["steps"]] == ["status update", "status update (repeat 1)", "once"]
+    assert run["actor"] == "user:alice"
+
+    await services.incidents.resolve(incident.id, "user:alice")
+    late = await client.post(url, headers=auth, json={"playbook": "p"})
+    assert late.status == 409 and (await late.json())["field"] == "state"
+    await services.runner.drain()
