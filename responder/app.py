@@ -16,6 +16,7 @@ from aiohttp import web
 from responder.api.errors import error_middleware, security_headers
 from responder.api.health import setup_health_routes
 from responder.api.incidents import setup_incident_routes
+from responder.api.probes import setup_probe_routes
 from responder.api.status_page import setup_status_routes
 from responder.clock import Clock, SystemClock
 from responder.config.loader import LoadedConfig, secret_values
@@ -79,10 +80,16 @@ def create_app(loaded: LoadedConfig, *, env: Mapping[str, str] | None = None, cl
         async with _services(app, loaded, name, background=background, external=bool(redis_url)):
             yield
 
-    app.cleanup_ctx.extend([sentry_ctx, redis_ctx, http_ctx, services_ctx])
+    async def probes_ctx(app: web.Application) -> AsyncIterator[None]:
+        # the probe schedule (APScheduler, started inside the running loop) and the probes' own HTTP pool
+        async with app[SERVICES].probes.running(schedule=background):
+            yield
+
+    app.cleanup_ctx.extend([sentry_ctx, redis_ctx, http_ctx, services_ctx, probes_ctx])
     setup_ingest_routes(app)
     setup_incident_routes(app)
     setup_status_routes(app)
+    setup_probe_routes(app)
     setup_health_routes(app)
     return app
 

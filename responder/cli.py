@@ -40,14 +40,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     loaded = _load(args.config)
     if loaded is None:
         return 1
-    print(f"ok: {loaded.path} — {len(loaded.rules)} rules, {len(loaded.playbooks)} playbooks "
-          f"from {len(loaded.files)} files")
+    print(f"ok: {loaded.path} — {len(loaded.rules)} rules, {len(loaded.playbooks)} playbooks, "
+          f"{len(loaded.probes)} probes from {len(loaded.files)} files")
+    for probe_id, reason in loaded.disabled_probes.items():
+        print(f"note: probe {probe_id} is disabled: {reason}")
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from responder.app import create_app
     from responder.logs import configure_logging
+    from responder.probes.reload import watch_sighup
 
     loaded = _load(args.config)
     if loaded is None:
@@ -55,7 +58,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     configure_logging(loaded.config.log_level, secrets=lambda: secret_values(loaded.config))
     host = args.host or loaded.config.server.host
     port = args.port if args.port is not None else loaded.config.server.port
-    web.run_app(create_app(loaded), host=host, port=port, print=None, access_log=None)
+    app = create_app(loaded)
+    watch_sighup(app)  # SIGHUP re-reads the probe files
+    web.run_app(app, host=host, port=port, print=None, access_log=None)
     return 0
 
 

@@ -18,9 +18,11 @@ from responder.ingest.base import IngestAdapter
 from responder.logs import get_logger
 from responder.metrics import Metrics
 from responder.playbooks.runner import PlaybookRunner
+from responder.probes.service import ProbeService
 from responder.store.events import EventStream
 from responder.store.incidents import IncidentStore
 from responder.store.keys import Keys
+from responder.store.probes import ProbeStore
 from responder.store.provider_state import ProviderState
 from responder.store.redis import Redis
 from responder.store.rulestate import RuleStateStore
@@ -71,6 +73,7 @@ class Services:
     consumer: EngineConsumer
     adapters: dict[str, IngestAdapter]
     providers_missing: dict[str, str]
+    probes: ProbeService
 
     @classmethod
     def build(cls, loaded: LoadedConfig, redis: Redis, http: aiohttp.ClientSession, clock: Clock, metrics: Metrics,
@@ -81,7 +84,9 @@ class Services:
         incidents = IncidentService(IncidentStore(redis, keys), clock)
         status = StatusStore(redis, keys)
         runs = RunStore(redis, keys)
-        deps = ProviderDeps(http, clock, incidents, status, ProviderState(redis, keys),
+        probes = ProbeService(loaded.probes, loaded.disabled_probes, ProbeStore(redis, keys), events, clock,
+                              cfg.probing, owner=consumer_name)
+        deps = ProviderDeps(http, clock, incidents, status, ProviderState(redis, keys), probes=probes,
                             public_url=cfg.server.public_url)
         providers = build_providers(loaded, deps)
         runner = PlaybookRunner(runs, incidents, providers.ready, loaded.playbooks, clock, metrics,
@@ -93,4 +98,5 @@ class Services:
         consumer = EngineConsumer(events, evaluator, runner, metrics, clock, cfg.engine, consumer_name,
                                   block_ms=0 if embedded else 1000)
         adapters = {a.source: a(getattr(cfg.ingest, a.source)) for a in ADAPTERS}
-        return cls(keys, events, incidents, status, runs, runner, evaluator, consumer, adapters, providers.missing)
+        return cls(keys, events, incidents, status, runs, runner, evaluator, consumer, adapters, providers.missing,
+                   probes)

@@ -28,12 +28,16 @@ body{font-family:system-ui,sans-serif;max-width:760px;margin:2rem auto;padding:0
 .major_outage{background:#c62828}.under_maintenance{background:#1565c0}
 ul{list-style:none;padding:0}li{padding:.6rem 0;border-bottom:1px solid #eee;display:flex;justify-content:space-between}
 .pill{padding:.1rem .5rem;border-radius:4px;color:#fff;font-size:.85rem}small{color:#666}
+.bars{display:flex;gap:2px;margin-top:.35rem}.bar{display:inline-block;width:6px;height:20px;border-radius:1px}
 </style></head><body>
 <h1>{{ doc.title }}</h1>
 <div class="banner {{ doc.overall }}">{{ labels[doc.overall] }}</div>
 <h2>Components</h2><ul>
 {% for c in doc.components %}<li><span>{{ c.name }}
-{% if c.message %}<br><small>{{ c.message }}</small>{% endif %}</span>
+{% if c.message %}<br><small>{{ c.message }}</small>{% endif %}
+{% if c.bars %}<span class="bars">{% for b in c.bars %}\
+<span class="bar {{ b.level }}" title="{{ b.at }}: {{ b.status }}"></span>{% endfor %}</span>{% endif %}
+{% if c.uptime_24h is not none %}<small>{{ c.uptime_24h }}% uptime over 24 h</small>{% endif %}</span>
 <span class="pill {{ c.status }}">{{ labels[c.status] }}</span></li>{% else %}<li>No components yet.</li>{% endfor %}
 </ul>
 <h2>Open incidents</h2><ul>
@@ -45,6 +49,36 @@ ul{list-style:none;padding:0}li{padding:.6rem 0;border-bottom:1px solid #eee;dis
 {% if h.message %}<br><small>{{ h.message }}</small>{% endif %}</span><small>{{ h.updated_at }}</small></li>
 {% else %}<li>Nothing to report.</li>{% endfor %}
 </ul></body></html>""")
+
+
+BARS = 30  # history bars per component
+_PROBE_LEVEL = {"ok": "operational", "failing": "major_outage"}
+
+
+async def _add_bars(app: web.Application, components: list[dict[str, Any]]) -> None:
+    """Each component's recent history, oldest first: its probe's results (a probe names it with `component`),
+    else the component's status changes. Only status and time: reasons stay off the public page."""
+    services = app[SERVICES]
+    probes: dict[str, str] = {}
+    for probe in services.probes.runnable():
+        if probe.component:
+            probes.setdefault(probe.component, probe.id)
+    histories = await services.probes.history(sorted(set(probes.values())), BARS)
+    changes = await services.status.history(500)
+    for component in components:
+        probe_id = probes.get(component["id"])
+        if probe_id is not None:
+            history = histories[probe_id]
+            component["bars"] = [{"status": r["status"], "at": r["at"], "level": _PROBE_LEVEL.get(r["status"], "")}
+                                 for r in reversed(history.results)]
+            component["uptime_24h"] = history.uptime_24h
+            component["probe"] = probe_id
+        else:
+            mine = [c for c in changes if c.get("component") == component["id"]][:BARS]
+            component["bars"] = [{"status": c["status"], "at": c.get("updated_at"), "level": c["status"]}
+                                 for c in reversed(mine)]
+            component["uptime_24h"] = None
+            component["probe"] = None
 
 
 async def status_document(app: web.Application) -> dict[str, Any]:
@@ -60,6 +94,7 @@ async def status_document(app: web.Application) -> dict[str, Any]:
         components.append({"id": component_id, "name": component_id, "status": state["status"],
                            "message": state.get("message", ""), "updated_at": state.get("updated_at")})
     overall = max((c["status"] for c in components), key=lambda s: _RANK.get(s, 0), default="operational")
+    await _add_bars(app, components)
     open_incidents = []
     for open_state in (IncidentState.TRIGGERED, IncidentState.ACKNOWLEDGED, IncidentState.MITIGATING):
         open_incidents += await services.incidents.store.list(open_state, 50)

@@ -19,6 +19,7 @@ from responder.engine.rules import Rule, RulesFile
 from responder.errors import ConfigError
 from responder.playbooks.model import Playbook, PlaybooksFile, Step
 from responder.playbooks.render import Renderer, TemplateError, has_template
+from responder.probes.model import Probe, ProbesFile
 
 __all__ = ["LoadedConfig", "bundled_config_path", "load_config", "secret_values"]
 
@@ -32,6 +33,9 @@ class LoadedConfig:
     config: ResponderConfig
     rules: list[Rule] = field(default_factory=list)
     playbooks: dict[str, Playbook] = field(default_factory=dict)
+    probes: dict[str, Probe] = field(default_factory=dict)
+    #: probe id -> why it does not run (an empty target such as an unset ${VAR:-}, or enabled: false)
+    disabled_probes: dict[str, str] = field(default_factory=dict)
     path: Path | None = None
     files: list[str] = field(default_factory=list)
 
@@ -148,6 +152,46 @@ def _load_playbooks(base: Path, config: ResponderConfig, env: Mapping[str, str],
                     problems += _check_params(doc, loc, step, renderer, catalog)
 
 
+def _raw(doc: YamlDoc, loc: tuple[str | int, ...]) -> object:
+    node = doc.tree
+    for part in loc:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def _load_probes(base: Path, config: ResponderConfig, env: Mapping[str, str], loaded: LoadedConfig,
+                 problems: list[Problem]) -> None:
+    """Every probes/*.yaml: unique ids, known status page components; empty targets disable, not fail."""
+    sites: dict[str, tuple[YamlDoc, int]] = {}
+    components = [c.id for c in config.status_page.components]
+    for doc, probes in _documents(base, config.probe_dirs, ProbesFile, env, loaded, problems):
+        for i, probe in enumerate(probes.probes):
+            if probe.id in sites:
+                first_doc, first_index = sites[probe.id]
+                first_line = first_doc.position(("probes", first_index, "id"))[0]
+                problems.append(doc.problem(("probes", i, "id"), f"duplicate probe id {probe.id!r} "
+                                            f"(first defined in {first_doc.path}:{first_line})"))
+                continue
+            if probe.component is not None and probe.component not in components:
+                known = ", ".join(components) or "none declared under status_page.components"
+                problems.append(doc.problem(("probes", i, "component"), f"unknown status page component "
+                                            f"{probe.component!r} (known: {known})"))
+            sites[probe.id] = (doc, i)
+            loaded.probes[probe.id] = probe
+            empty = probe.empty_target()
+            if not probe.enabled:
+                loaded.disabled_probes[probe.id] = "enabled: false"
+            elif empty is not None:
+                loc: tuple[str | int, ...] = ("probes", i, *empty.split("."))
+                line = doc.position(loc)[0]
+                raw = _raw(doc, loc)
+                source = f" ({raw} is unset)" if isinstance(raw, str) and "${" in raw else ""
+                loaded.disabled_probes[probe.id] = f"{empty} is empty{source} at {doc.path}:{line}"
+
+
 def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> LoadedConfig:
     """Load and cross-check everything; raise ConfigError listing every problem found."""
     env = dict(os.environ if env is None else env)
@@ -164,6 +208,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
     loaded = LoadedConfig(config=config, path=path)
     rule_sites = _load_rules(base, config, env, loaded, problems)
     _load_playbooks(base, config, env, loaded, problems)
+    _load_probes(base, config, env, loaded, problems)
     for rule in loaded.rules:
         if rule.playbook and rule.playbook not in loaded.playbooks:
             rdoc, i = rule_sites[rule.id]

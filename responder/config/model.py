@@ -20,6 +20,7 @@ from responder.ingest.alertmanager import AlertmanagerConfig
 from responder.ingest.grafana import GrafanaConfig
 from responder.ingest.sentry import SentryConfig
 from responder.ingest.uptimerobot import UptimeRobotConfig
+from responder.probes.model import ProbeSettings
 
 __all__ = [
     "ApiTokens",
@@ -137,4 +138,6 @@ class ResponderConfig(StrictModel):
     automation: AutomationConfig = Field(default_factory=AutomationConfig)
     rules_dirs: list[str] = Field(default_factory=lambda: ["rules"], description="relative to this file")
     playbook_dirs: list[str] = Field(default_factory=lambda: ["playbooks"], description="relative to this file")
+    probe_dirs: list[str] = Field(default_factory=lambda: ["probes"], description="relative to this file")
+    probing: ProbeSettings = Field(default_factory=ProbeSettings, description="how each replica runs probes")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

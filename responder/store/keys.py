@@ -1,6 +1,6 @@
 """Every Redis key, stream and group name, in one place.
 
-Keys carry a hash tag per domain ({ev}, {eng}, {inc}, {pb}, {st}) so every multi-key script
+Keys carry a hash tag per domain ({ev}, {eng}, {inc}, {pb}, {st}, {pr}) so every multi-key script
 touches a single slot and runs unchanged on Redis Cluster.
 """
 
@@ -78,3 +78,13 @@ class Keys:
 
     def provider_state(self, incident_id: str, provider: str) -> str:
         return f"{self.prefix}:{{pb}}:provider:{provider}:{incident_id}"
+
+    # probes (ids are restricted to [a-z0-9_.-], so they are used as they are)
+    def probe_claim(self, probe_id: str, slot: int) -> str:
+        return f"{self.prefix}:{{pr}}:claim:{probe_id}:{slot}"
+
+    def probe_results(self, probe_id: str) -> str:
+        return f"{self.prefix}:{{pr}}:results:{probe_id}"
+
+    def probe_uptime(self, probe_id: str) -> str:
+        return f"{self.prefix}:{{pr}}:uptime:{probe_id}"
