@@ -108,6 +108,8 @@ async def _services(app: web.Application, loaded: LoadedConfig, name: str, *, ba
     for provider, reason in sorted(services.providers_missing.items()):
         log.info("provider not configured: its steps will be skipped", provider=provider, reason=reason)
     tasks: list[asyncio.Task[None]] = []
+    if services.slack_sync is not None:
+        services.slack_sync.start()
     if background:
         await services.events.ensure_group(services.keys.engine_group)
         tasks = [asyncio.create_task(services.consumer.run(), name="engine-consumer"),
@@ -125,3 +127,5 @@ async def _services(app: web.Application, loaded: LoadedConfig, name: str, *, ba
         for task in list(services.runner.tasks):
             task.cancel()
         await asyncio.gather(*services.runner.tasks, return_exceptions=True)
+        if services.slack_sync is not None:
+            await services.slack_sync.close()

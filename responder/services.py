@@ -8,11 +8,13 @@ import aiohttp
 
 from responder.actions import PROVIDERS
 from responder.actions.base import ActionProvider, ProviderDeps, VendorConfig
+from responder.actions.slack import SlackProvider
 from responder.clock import Clock
 from responder.config.loader import LoadedConfig, secret_values
 from responder.engine.consumer import EngineConsumer
 from responder.engine.evaluator import Evaluator
 from responder.incidents.service import IncidentService
+from responder.incidents.slack_sync import SlackSync
 from responder.ingest import ADAPTERS
 from responder.ingest.base import IngestAdapter
 from responder.logs import get_logger
@@ -74,6 +76,8 @@ class Services:
     adapters: dict[str, IngestAdapter]
     providers_missing: dict[str, str]
     probes: ProbeService
+    #: keeps each incident's Slack message in step with its timeline (when Slack is configured)
+    slack_sync: SlackSync | None = None
 
     @classmethod
     def build(cls, loaded: LoadedConfig, redis: Redis, http: aiohttp.ClientSession, clock: Clock, metrics: Metrics,
@@ -98,5 +102,9 @@ class Services:
         consumer = EngineConsumer(events, evaluator, runner, metrics, clock, cfg.engine, consumer_name,
                                   block_ms=0 if embedded else 1000)
         adapters = {a.source: a(getattr(cfg.ingest, a.source)) for a in ADAPTERS}
+        slack = providers.ready.get("slack")
+        slack_sync = SlackSync(slack, incidents, deps.state) if isinstance(slack, SlackProvider) else None
+        if slack_sync is not None:
+            slack_sync.attach()
         return cls(keys, events, incidents, status, runs, runner, evaluator, consumer, adapters, providers.missing,
-                   probes)
+                   probes, slack_sync)
