@@ -129,3 +129,5 @@ async def _services(app: web.Application, loaded: LoadedConfig, name: str, *, ba
         await asyncio.gather(*services.runner.tasks, return_exceptions=True)
         if services.slack_sync is not None:
             await services.slack_sync.close()
+        for built in [*services.runner.providers.values(), *services.runner.planners.values()]:
+            await built.aclose()

@@ -181,6 +181,9 @@ class ActionProvider(ABC):
     def secrets(self) -> list[str]:
         return self.config.secrets() if isinstance(self.config, VendorConfig) else []
 
+    async def aclose(self) -> None:
+        """Release what the provider holds beyond the shared session (called once at shutdown)."""
+
 
 @dataclass(frozen=True)
 class VendorResponse:

@@ -169,6 +169,9 @@ class PagerDutyProvider(ActionProvider):
         """Close the client's connection pool (the daemon keeps it for its lifetime)."""
         self.client.close()
 
+    async def aclose(self) -> None:
+        self.close()
+
     # -- the events, as sent (routing key added by the client) -------------------------------------
     def _links(self, ctx: StepContext, extra: list[PagerDutyLink], *, source_link: bool) -> list[dict[str, str]]:
         incident = ctx.incident
