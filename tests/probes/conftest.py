@@ -26,6 +26,8 @@ class HealthServer:
         self.status = 200
         self.delay = 0.0
         self.hits = 0
+        self.active = 0
+        self.peak = 0
         self.headers: list[dict[str, str]] = []
         app = web.Application()
         app.router.add_get("/health", self.health)
@@ -35,8 +37,13 @@ class HealthServer:
     async def health(self, request: web.Request) -> web.Response:
         self.hits += 1
         self.headers.append(dict(request.headers))
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+        finally:
+            self.active -= 1
         doc: dict[str, Any] = {**HEALTHY, "checks": dict(HEALTHY["checks"])}  # type: ignore[call-overload]
         if not self.healthy:
             doc["status"] = "unhealthy"

@@ -10,6 +10,7 @@ from typing import Any
 import redis as sync_redis
 
 from responder.clock import FakeClock
+from responder.events import Event
 from responder.probes.service import ProbeRun
 from responder.services import Services
 from tests.probes.conftest import HealthServer, TcpListener, TlsServer
@@ -23,10 +24,8 @@ async def tick(services: Services, clock: FakeClock, probe_id: str) -> ProbeRun:
     return run
 
 
-async def stream_events(services: Services) -> list[Any]:
-    entries = await services.events.redis.xrange(services.keys.events)
-    from responder.events import Event
-
+async def stream_events(services: Services) -> list[Event]:
+    entries: Any = await services.events.redis.xrange(services.keys.events)
     return [Event.model_validate_json(fields["e"]) for _, fields in entries]
 
 
@@ -207,7 +206,8 @@ async def test_tls_certificate_days_left(make_config: Any, make_app: Any, clock:
     probes = f"""
 probes:
   - id: api-cert
-    tls: {{host: 127.0.0.1, port: {tls_server.port}, server_name: localhost, min_days: 14, ca_file: "{tls_server.ca_file}"}}
+    tls: {{host: 127.0.0.1, port: {tls_server.port}, server_name: localhost, min_days: 14,
+          ca_file: "{tls_server.ca_file}"}}
     every: 1h
   - id: api-cert-relaxed
     tls: {{host: 127.0.0.1, port: {tls_server.port}, min_days: 3, ca_file: "{tls_server.ca_file}"}}
@@ -223,7 +223,8 @@ probes:
     assert soon.event.annotations["kind"] == "tls" and float(soon.event.annotations["latency_ms"]) > 0
     clock.set(dt.datetime.now(dt.UTC))
     relaxed = await tick(services, clock, "api-cert-relaxed")  # verified against 127.0.0.1 (the cert's IP SAN)
-    assert relaxed.event.status == "ok" and relaxed.event.summary == f"certificate valid for {relaxed.event.value:g} more days"
+    assert relaxed.event.status == "ok"
+    assert relaxed.event.summary == f"certificate valid for {relaxed.event.value:g} more days"
     clock.set(dt.datetime.now(dt.UTC))
     untrusted = await tick(services, clock, "api-cert-untrusted")  # the system store does not trust trustme's CA
     assert untrusted.event.status == "failing" and untrusted.event.summary.startswith("certificate not trusted: ")
