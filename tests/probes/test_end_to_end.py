@@ -65,3 +65,43 @@ async def test_health_failing_for_five_minutes_restarts_the_workers(make_config:
     status = await (await client.get("/status.json")).json()
     workers = next(c for c in status["components"] if c["id"] == "workers")
     assert workers["status"] == "operational"
+
+
+VERIFY_RULES = """
+rules:
+  - id: health-failing
+    match: {source: probe, name: api-health}
+    when: {status: failing}
+    group_by: [service]
+    playbook: verify-health
+"""
+
+VERIFY_PLAYBOOKS = """
+playbooks:
+  - id: verify-health
+    steps:
+      - name: verify
+        action: verify
+        with: {probe: api-health, within: 30s, interval: 10s}
+        timeout: 2m
+        on_failure:
+          - {name: note, action: incident.note, with: {text: "still unhealthy"}}
+"""
+
+
+async def test_a_verify_step_runs_the_named_probe(make_config: Any, make_app: Any, clock: FakeClock,
+                                                  health: HealthServer) -> None:
+    loaded = make_config({"rules/r.yaml": VERIFY_RULES, "playbooks/p.yaml": VERIFY_PLAYBOOKS,
+                          **{name: (ROOT / name).read_text() for name in ("responder.yaml", "probes/runbook.yaml")}},
+                         env={"API_HEALTH_URL": health.url})
+    client, services = await make_app(loaded)
+    health.healthy = False
+    await step(services, clock)
+    [incident] = await services.incidents.store.list()
+    detail = await (await client.get(f"/api/v1/incidents/{incident.id}")).json()
+    steps = {s["step"]: s for s in detail["runs"][0]["steps"]}
+    assert steps["verify"]["status"] == "failed"
+    assert "api-health still unhealthy after 30s" in steps["verify"]["error"]
+    assert steps["verify"]["error"].endswith("(4 checks): status is 'unhealthy' (expected 'healthy')")
+    assert steps["note"]["status"] == "ok"
+    assert health.hits >= 4  # the scheduled run plus the verify step's own checks
