@@ -181,7 +181,7 @@ class ActionProvider(ABC):
     def secrets(self) -> list[str]:
         return self.config.secrets() if isinstance(self.config, VendorConfig) else []
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing of their own
         """Release what the provider holds beyond the shared session (called once at shutdown)."""
 
 
@@ -237,6 +237,10 @@ class VendorApi:
         except TimeoutError:
             raise RetryableActionError(f"{self.vendor}: {method} {self._path(url)} timed out after "
                                        f"{self.timeout.total:g}s") from None
+        except aiohttp.ClientConnectorCertificateError as exc:  # a configuration problem: retrying will not help
+            raise PermanentActionError(f"{self.vendor}: {method} {self._path(url)}: the server's TLS certificate "
+                                       f"was not trusted ({self._clean(str(exc.certificate_error))}); check "
+                                       f"providers.{self.vendor}") from None
         except aiohttp.ClientError as exc:
             raise RetryableActionError(f"{self.vendor}: {method} {self._path(url)} failed: "
                                        f"{exc.__class__.__name__}: {self._clean(str(exc))}") from None

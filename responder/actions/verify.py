@@ -115,8 +115,11 @@ async def _http_check(http: aiohttp.ClientSession, params: VerifyParams) -> Chec
 async def _check(deps: ProviderDeps, params: VerifyParams) -> CheckOutcome:
     if params.probe is None:
         return await _http_check(deps.http, params)
-    if deps.probes is None or not deps.probes.has_probe(params.probe):
-        raise PermanentActionError(f"verify: there is no probe {params.probe!r}")
+    if deps.probes is None:
+        raise PermanentActionError(f"verify: probes are not available to check {params.probe!r}")
+    if not deps.probes.has_probe(params.probe):  # undefined or disabled: waiting would not change that
+        outcome = await deps.probes.check(params.probe)
+        raise PermanentActionError(f"verify inconclusive: {outcome.reason}")
     return await deps.probes.check(params.probe)
 
 

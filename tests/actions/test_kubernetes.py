@@ -21,7 +21,7 @@ from responder.actions.kubernetes import (
     label_selector,
     resolve_credentials,
 )
-from responder.errors import PermanentActionError, RetryableActionError
+from responder.errors import PermanentActionError
 from tests.actions.conformance import CHECKS, Case, conformance
 from tests.fakes.kubernetes import KubernetesFake
 from tests.fakes.vendor import FakeVendor
@@ -300,8 +300,8 @@ async def test_insecure_skip_tls_verify(deps: ProviderDeps, ctx: StepContext) ->
         assert isinstance(fake, KubernetesFake)
         fake.add_deployment("default", "api", [f"{IMG}:1.0"])
         strict = make_provider(deps, server=fake.url, token=TOKEN)
-        # an untrusted server certificate fails the step (VendorApi files it as a connection error)
-        with pytest.raises((RetryableActionError, PermanentActionError), match="Certificate"):
+        # an untrusted server certificate is a configuration problem: permanent, and it says so
+        with pytest.raises(PermanentActionError, match="certificate was not trusted"):
             await strict.run("scale", KubernetesScaleParams(deployment="api", replicas=2), ctx)
         loose = make_provider(deps, server=fake.url, token=TOKEN, insecure_skip_tls_verify=True)
         result = await loose.run("scale", KubernetesScaleParams(deployment="api", replicas=2), ctx)
