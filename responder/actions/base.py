@@ -224,13 +224,13 @@ class VendorApi:
 
     async def request(self, method: str, path: str, *, json_body: Any = None, params: Mapping[str, str] | None = None,
                       headers: Mapping[str, str] | None = None, ok: tuple[int, ...] = (),
-                      content_type: str | None = None) -> VendorResponse:
+                      content_type: str | None = None, data: str | None = None) -> VendorResponse:
         """Send one request; 2xx (or a status in `ok`) returns, anything else raises a classified error."""
         url = self.url(path)
         if content_type:  # e.g. application/strategic-merge-patch+json for Kubernetes PATCH
             headers = {**(headers or {}), "Content-Type": content_type}
         try:
-            async with self.http.request(method, url, json=json_body, params=params, timeout=self.timeout,
+            async with self.http.request(method, url, json=json_body, data=data, params=params, timeout=self.timeout,
                                          headers={**self.headers, **(headers or {})}, ssl=self.ssl) as resp:
                 text = await resp.text(errors="replace")
                 response = VendorResponse(resp.status, dict(resp.headers), text)
@@ -241,6 +241,8 @@ class VendorApi:
             raise PermanentActionError(f"{self.vendor}: {method} {self._path(url)}: the server's TLS certificate "
                                        f"was not trusted ({self._clean(str(exc.certificate_error))}); check "
                                        f"providers.{self.vendor}") from None
+        except aiohttp.InvalidURL:
+            raise PermanentActionError(f"{self.vendor}: invalid URL {self._path(url)!r}") from None
         except aiohttp.ClientError as exc:
             raise RetryableActionError(f"{self.vendor}: {method} {self._path(url)} failed: "
                                        f"{exc.__class__.__name__}: {self._clean(str(exc))}") from None

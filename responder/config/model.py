@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 
 from responder.actions.fly import FlyConfig
+from responder.actions.http import HttpConfig
 from responder.actions.kubernetes import KubernetesConfig
 from responder.actions.pagerduty import PagerDutyConfig
 from responder.actions.railway import RailwayConfig
@@ -67,6 +68,7 @@ class IngestConfig(StrictModel):
 
 
 class ProvidersConfig(StrictModel):
+    http: HttpConfig = Field(default_factory=HttpConfig)
     railway: RailwayConfig = Field(default_factory=RailwayConfig)
     fly: FlyConfig = Field(default_factory=FlyConfig)
     vercel: VercelConfig = Field(default_factory=VercelConfig)
