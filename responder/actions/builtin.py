@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from responder.actions.base import ActionProvider, ActionResult, PlannedCall, StepContext
+from responder.actions.statuspage import StatuspageIncidentParams, StatuspageResolveParams
 from responder.actions.verify import VerifyParams, run_verify
 from responder.config.base import Duration, StrictModel
 from responder.errors import PermanentActionError
@@ -49,6 +50,9 @@ class BuiltinProvider(ActionProvider):
         "incident.note": NoteParams,
         "incident.resolve": ResolveParams,
         "status.set": StatusSetParams,
+        # the same verbs and parameters as Statuspage's, so a playbook can switch between the two
+        "status.incident": StatuspageIncidentParams,
+        "status.resolve": StatuspageResolveParams,
         "verify": VerifyParams,
     }
 
@@ -76,6 +80,38 @@ class BuiltinProvider(ActionProvider):
                                        incident.id)
             return ActionResult(f"status page: {params.component} is {params.status}",
                                 {"component": params.component, "status": params.status})
+        if isinstance(params, StatuspageIncidentParams):
+            return await self._publish(params, ctx)
+        if isinstance(params, StatuspageResolveParams):
+            return await self._resolve_public(params, ctx)
         if isinstance(params, VerifyParams):
             return await run_verify(self.deps, params)
         raise PermanentActionError(f"unknown built-in action {verb!r}")
+
+    async def _publish(self, params: StatuspageIncidentParams, ctx: StepContext) -> ActionResult:
+        """status.incident: open or update this incident's public incident on the built-in page."""
+        now = self.deps.clock.now()
+        body = params.body or f"We are {params.status} an issue."
+        existing = await self.deps.status.public_incident(ctx.incident.id)
+        name = params.name or ("" if existing and existing.get("status") != "resolved" else ctx.incident.title)
+        doc = await self.deps.status.publish(ctx.incident.id, status=params.status, body=body, at=now, name=name,
+                                             components=dict(params.components))
+        for component, status in params.components.items():
+            await self.deps.status.set(component, status, body, now, ctx.incident.id)
+        return ActionResult(f"status page incident {(doc or {}).get('name', name)!r}: {params.status}",
+                            {"status": params.status, "components": dict(params.components)})
+
+    async def _resolve_public(self, params: StatuspageResolveParams, ctx: StepContext) -> ActionResult:
+        """status.resolve: resolve the public incident and put the components it touched back to operational."""
+        now = self.deps.clock.now()
+        current = await self.deps.status.public_incident(ctx.incident.id)
+        touched = dict(current.get("components", {})) if current else {}
+        await self.deps.status.publish(ctx.incident.id, status="resolved", body=params.body, at=now)
+        restore = {c: "operational" for c in touched} if params.restore_components else {}
+        for component, status in {**restore, **params.components}.items():
+            await self.deps.status.set(component, status, params.body, now, ctx.incident.id)
+        if current is None:
+            return ActionResult("no public incident was open; components updated",
+                                {"components": {**restore, **params.components}})
+        return ActionResult(f"status page incident {current.get('name')!r} resolved",
+                            {"components": {**restore, **params.components}})

@@ -7,7 +7,6 @@ from typing import Any
 from aiohttp import web
 from jinja2 import Environment, select_autoescape
 
-from responder.incidents.model import IncidentState
 from responder.keys import CONFIG, SERVICES
 
 __all__ = ["setup_status_routes", "status_document"]
@@ -40,10 +39,14 @@ ul{list-style:none;padding:0}li{padding:.6rem 0;border-bottom:1px solid #eee;dis
 {% if c.uptime_24h is not none %}<small>{{ c.uptime_24h }}% uptime over 24 h</small>{% endif %}</span>
 <span class="pill {{ c.status }}">{{ labels[c.status] }}</span></li>{% else %}<li>No components yet.</li>{% endfor %}
 </ul>
-<h2>Open incidents</h2><ul>
-{% for i in doc.incidents %}<li><span>#{{ i.id }} {{ i.title }}<br><small>since {{ i.created_at }}</small></span>
-<span>{{ i.state }}</span></li>{% else %}<li>No open incidents.</li>{% endfor %}
+<h2>Current incidents</h2><ul>
+{% for i in doc.incidents %}<li><span>{{ i.name }}<br><small>{{ i.updates[0].body }} ({{ i.updated_at }})</small>
+</span><span>{{ i.status | capitalize }}</span></li>{% else %}<li>No current incidents.</li>{% endfor %}
 </ul>
+{% if doc.resolved_incidents %}<h2>Resolved recently</h2><ul>
+{% for i in doc.resolved_incidents %}<li><span>{{ i.name }}<br><small>{{ i.updates[0].body }}</small></span>
+<small>{{ i.resolved_at }}</small></li>{% endfor %}
+</ul>{% endif %}
 <h2>Recent history</h2><ul>
 {% for h in doc.history %}<li><span>{{ h.component }}: {{ labels.get(h.status, h.status) }}
 {% if h.message %}<br><small>{{ h.message }}</small>{% endif %}</span><small>{{ h.updated_at }}</small></li>
@@ -95,18 +98,21 @@ async def status_document(app: web.Application) -> dict[str, Any]:
                            "message": state.get("message", ""), "updated_at": state.get("updated_at")})
     overall = max((c["status"] for c in components), key=lambda s: _RANK.get(s, 0), default="operational")
     await _add_bars(app, components)
-    open_incidents = []
-    for open_state in (IncidentState.TRIGGERED, IncidentState.ACKNOWLEDGED, IncidentState.MITIGATING):
-        open_incidents += await services.incidents.store.list(open_state, 50)
-    open_incidents.sort(key=lambda i: i.created_at, reverse=True)
+    # only what a playbook published (status.incident) is public: internal incident titles, alert text
+    # and severities stay on the dashboard
     return {
         "title": page.title,
         "overall": overall,
         "components": components,
-        "incidents": [{"id": i.id, "title": i.title, "state": i.state.value, "severity": i.severity.value,
-                       "created_at": i.created_at.isoformat()} for i in open_incidents],
+        "incidents": [_public(i) for i in await services.status.public_incidents()],
+        "resolved_incidents": [_public(i) for i in await services.status.public_incidents(resolved=True, limit=5)],
         "history": await services.status.history(20),
     }
+
+
+def _public(doc: dict[str, Any]) -> dict[str, Any]:
+    keep = ("name", "status", "created_at", "updated_at", "resolved_at", "components")
+    return {**{k: doc.get(k) for k in keep}, "updates": doc.get("updates", [])[:10]}
 
 
 async def status_json(request: web.Request) -> web.Response:

@@ -36,6 +36,9 @@ class Keys:
         # status page
         self.status_components = f"{p}:{{st}}:components"
         self.status_history = f"{p}:{{st}}:history"
+        self.status_incidents = f"{p}:{{st}}:incidents"
+        self.status_incidents_active = f"{p}:{{st}}:incidents:active"
+        self.status_incidents_resolved = f"{p}:{{st}}:incidents:resolved"
 
     def dedup(self, delivery_id: str) -> str:
         return f"{self.prefix}:{{ev}}:dedup:{_digest(delivery_id)}"
