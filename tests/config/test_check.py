@@ -78,3 +78,23 @@ def test_unset_environment_variable(tmp_path: Path, capsys: pytest.CaptureFixtur
     code, lines = check(tmp_path, {"responder.yaml": "redis: {url: '${NOT_SET_ANYWHERE}'}\n"}, capsys)
     assert code == 1
     assert lines[0].startswith("responder.yaml:1:14: redis.url: environment variable NOT_SET_ANYWHERE is not set")
+
+
+def test_vendor_action_params_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    playbook = ("playbooks:\n  - id: p\n    steps:\n"
+                "      - name: rollback\n        action: railway.rollback\n"
+                "        with: {environment: production, deploymentid: abc}\n"
+                "      - {name: page, action: pagerduty.trigger, with: {severity: 7}}\n"
+                "      - {name: scale, action: kubernetes.scale, with: {deployment: api, replicas: -2}}\n"
+                "      - {name: run, action: shell.run, with: {argv: 'systemctl restart worker'}}\n"
+                "      - {name: fine, action: railway.rollback, with: {service: '{{ incident.service }}'}}\n")
+    code, lines = check(tmp_path, {"playbooks/p.yaml": playbook}, capsys)
+    assert code == 1
+    joined = "\n".join(lines)
+    assert "playbooks/p.yaml:6:55: playbooks.0.steps.0.with.deploymentid: unknown field" in lines
+    assert "playbooks/p.yaml:6:9: playbooks.0.steps.0.with.service: field required" in lines
+    assert "playbooks/p.yaml:7:66: playbooks.0.steps.1.with.severity: Input should be a valid string" in lines
+    assert "playbooks/p.yaml:8:83: playbooks.0.steps.2.with.replicas: Input should be greater than or equal to 0" \
+        in lines
+    assert "playbooks/p.yaml:9:53: playbooks.0.steps.3.with.argv: Input should be a valid list" in lines
+    assert "steps.4" not in joined  # a templated value is checked when it is rendered
