@@ -110,6 +110,8 @@ async def _services(app: web.Application, loaded: LoadedConfig, name: str, *, ba
     tasks: list[asyncio.Task[None]] = []
     if services.slack_sync is not None:
         services.slack_sync.start()
+    if services.pagerduty_sync is not None:
+        services.pagerduty_sync.start()
     if background:
         await services.events.ensure_group(services.keys.engine_group)
         tasks = [asyncio.create_task(services.consumer.run(), name="engine-consumer"),
@@ -127,6 +129,8 @@ async def _services(app: web.Application, loaded: LoadedConfig, name: str, *, ba
         for task in list(services.runner.tasks):
             task.cancel()
         await asyncio.gather(*services.runner.tasks, return_exceptions=True)
+        if services.pagerduty_sync is not None:  # before Slack: its timeline notes are threaded there
+            await services.pagerduty_sync.close()
         if services.slack_sync is not None:
             await services.slack_sync.close()
         for built in [*services.runner.providers.values(), *services.runner.planners.values()]:

@@ -8,11 +8,13 @@ import aiohttp
 
 from responder.actions import PROVIDERS
 from responder.actions.base import ActionProvider, ProviderDeps, VendorConfig
+from responder.actions.pagerduty import PagerDutyProvider
 from responder.actions.slack import SlackProvider
 from responder.clock import Clock
 from responder.config.loader import LoadedConfig, secret_values
 from responder.engine.consumer import EngineConsumer
 from responder.engine.evaluator import Evaluator
+from responder.incidents.pagerduty_sync import PagerDutySync
 from responder.incidents.service import IncidentService
 from responder.incidents.slack_sync import SlackSync
 from responder.ingest import ADAPTERS
@@ -24,6 +26,7 @@ from responder.probes.service import ProbeService
 from responder.store.events import EventStream
 from responder.store.incidents import IncidentStore
 from responder.store.keys import Keys
+from responder.store.pagerduty import PagerDutyLinks
 from responder.store.probes import ProbeStore
 from responder.store.provider_state import ProviderState
 from responder.store.redis import Redis
@@ -78,6 +81,8 @@ class Services:
     probes: ProbeService
     #: keeps each incident's Slack message in step with its timeline (when Slack is configured)
     slack_sync: SlackSync | None = None
+    #: PagerDuty two-way: webhooks ack/resolve their incident, responder's acks/resolves reach the alert
+    pagerduty_sync: PagerDutySync | None = None
 
     @classmethod
     def build(cls, loaded: LoadedConfig, redis: Redis, http: aiohttp.ClientSession, clock: Clock, metrics: Metrics,
@@ -106,5 +111,11 @@ class Services:
         slack_sync = SlackSync(slack, incidents, deps.state) if isinstance(slack, SlackProvider) else None
         if slack_sync is not None:
             slack_sync.attach()
+        pagerduty = providers.ready.get("pagerduty")
+        pagerduty_sync = PagerDutySync(incidents, deps.state, PagerDutyLinks(redis, keys),
+                                       pagerduty if isinstance(pagerduty, PagerDutyProvider) else None)
+        pagerduty_sync.attach()
+        # inbound PagerDuty events update their incident in the engine path, just before the rules see them
+        evaluator.handle = pagerduty_sync.before(evaluator.handle)  # type: ignore[method-assign,assignment]
         return cls(keys, events, incidents, status, runs, runner, evaluator, consumer, adapters, providers.missing,
-                   probes, slack_sync)
+                   probes, slack_sync, pagerduty_sync=pagerduty_sync)

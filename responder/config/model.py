@@ -19,6 +19,7 @@ from responder.actions.vercel import VercelConfig
 from responder.config.base import Duration, StrictModel
 from responder.ingest.alertmanager import AlertmanagerConfig
 from responder.ingest.grafana import GrafanaConfig
+from responder.ingest.pagerduty import PagerDutyWebhookConfig
 from responder.ingest.sentry import SentryConfig
 from responder.ingest.uptimerobot import UptimeRobotConfig
 from responder.probes.model import ProbeSettings
@@ -65,6 +66,7 @@ class IngestConfig(StrictModel):
     grafana: GrafanaConfig = Field(default_factory=GrafanaConfig)
     alertmanager: AlertmanagerConfig = Field(default_factory=AlertmanagerConfig)
     uptimerobot: UptimeRobotConfig = Field(default_factory=UptimeRobotConfig)
+    pagerduty: PagerDutyWebhookConfig = Field(default_factory=PagerDutyWebhookConfig)
 
 
 class ProvidersConfig(StrictModel):

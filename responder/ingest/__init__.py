@@ -5,6 +5,7 @@ from __future__ import annotations
 from responder.ingest.alertmanager import AlertmanagerAdapter, AlertmanagerConfig
 from responder.ingest.base import IngestAdapter, IngestRequest
 from responder.ingest.grafana import GrafanaAdapter, GrafanaConfig
+from responder.ingest.pagerduty import PagerDutyAdapter, PagerDutyWebhookConfig
 from responder.ingest.sentry import SentryAdapter, SentryConfig
 from responder.ingest.uptimerobot import UptimeRobotAdapter, UptimeRobotConfig
 
@@ -16,6 +17,8 @@ __all__ = [
     "GrafanaConfig",
     "IngestAdapter",
     "IngestRequest",
+    "PagerDutyAdapter",
+    "PagerDutyWebhookConfig",
     "SentryAdapter",
     "SentryConfig",
     "UptimeRobotAdapter",
@@ -23,7 +26,8 @@ __all__ = [
     "adapter_by_source",
 ]
 
-ADAPTERS: tuple[type[IngestAdapter], ...] = (SentryAdapter, GrafanaAdapter, AlertmanagerAdapter, UptimeRobotAdapter)
+ADAPTERS: tuple[type[IngestAdapter], ...] = (SentryAdapter, GrafanaAdapter, AlertmanagerAdapter, UptimeRobotAdapter,
+                                             PagerDutyAdapter)
 
 
 def adapter_by_source() -> dict[str, type[IngestAdapter]]:

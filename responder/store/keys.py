@@ -82,6 +82,13 @@ class Keys:
     def provider_state(self, incident_id: str, provider: str) -> str:
         return f"{self.prefix}:{{pb}}:provider:{provider}:{incident_id}"
 
+    # PagerDuty two-way sync: which responder incident an Events API dedup key / a PagerDuty incident belongs to
+    def pagerduty_dedup(self, dedup_key: str) -> str:
+        return f"{self.prefix}:{{pb}}:pd-dedup:{_digest(dedup_key)}"
+
+    def pagerduty_incident(self, pd_incident_id: str) -> str:
+        return f"{self.prefix}:{{pb}}:pd-incident:{_digest(pd_incident_id)}"
+
     # probes (ids are restricted to [a-z0-9_.-], so they are used as they are)
     def probe_claim(self, probe_id: str, slot: int) -> str:
         return f"{self.prefix}:{{pr}}:claim:{probe_id}:{slot}"
