@@ -257,9 +257,17 @@ class PagerDutyProvider(ActionProvider):
                                 {"dedup_key": dedup, "severity": severity, "status": "triggered"})
         if isinstance(params, PagerDutyAlertParams):
             assert verb in ("acknowledge", "resolve")
+            status = "acknowledged" if verb == "acknowledge" else "resolved"
+            if params.dedup_key is None:  # ours: only what responder triggered, and only once (no echo)
+                known = await self.deps.state.get(incident.id, self.name)
+                if not known.get("dedup_key"):
+                    return ActionResult(f"no PagerDuty alert was triggered for this incident: nothing to {verb}",
+                                        {"status": "none"})
+                if known.get("status") in (status, "resolved"):
+                    return ActionResult(f"the PagerDuty alert {known['dedup_key']} is already {known['status']}: "
+                                        "nothing sent", {"dedup_key": known["dedup_key"], "status": known["status"]})
             dedup = params.dedup_key or await self._remembered_key(incident.id) or dedup_key_for(incident.key)
             await self._call("/v2/enqueue", self.client.send_event, verb, dedup_key=dedup)
-            status = "acknowledged" if verb == "acknowledge" else "resolved"
             await self.deps.state.set(incident.id, self.name, dedup_key=dedup, status=status)
             return ActionResult(f"{status} the PagerDuty alert {dedup}", {"dedup_key": dedup, "status": status})
         assert isinstance(params, PagerDutyChangeParams)

@@ -84,9 +84,11 @@ CASES: dict[str, tuple[StrictModel, Any]] = {
 
 
 @pytest.fixture(params=sorted(CASES))
-def case(request: pytest.FixtureRequest, fake: PagerDutyFake, provider: PagerDutyProvider,
-         ctx: StepContext) -> Case:
+async def case(request: pytest.FixtureRequest, fake: PagerDutyFake, provider: PagerDutyProvider,
+               ctx: StepContext, deps: ProviderDeps) -> Case:
     params, expect_ok = CASES[request.param]
+    if request.param in ("acknowledge", "resolve"):  # responder triggered this incident's alert earlier
+        await deps.state.set(ctx.incident.id, "pagerduty", dedup_key=INCIDENT_KEY, status="triggered")
     # the client does not retry a 429 (one request per attempt): the runner retries, honouring Retry-After
     return Case(fake=fake, provider=provider, verb=request.param, params=params, ctx=ctx, expect_ok=expect_ok,
                 client_retries_429=False, stall=0.8, secrets=[ROUTING_KEY])
@@ -161,11 +163,23 @@ async def test_lifecycle_uses_the_remembered_dedup_key(provider: PagerDutyProvid
     assert (await deps.state.get(ctx.incident.id, "pagerduty"))["status"] == "resolved"
 
 
-async def test_resolve_without_a_trigger_uses_the_incident_key(provider: PagerDutyProvider, fake: PagerDutyFake,
-                                                               ctx: StepContext) -> None:
+async def test_ack_and_resolve_send_nothing_without_a_trigger_or_twice(provider: PagerDutyProvider,
+                                                                      fake: PagerDutyFake, ctx: StepContext) -> None:
+    nothing = await provider.run("resolve", PagerDutyAlertParams(), ctx)
+    assert fake.requests == [] and nothing.output == {"status": "none"}
+    assert "no PagerDuty alert was triggered" in nothing.summary
+    # an explicit key is always sent (an alert someone else triggered)
+    await provider.run("resolve", PagerDutyAlertParams(dedup_key=INCIDENT_KEY), ctx)
+    assert _last(fake)["dedup_key"] == INCIDENT_KEY and len(fake.requests) == 1
+    # once responder's own alert is resolved (by a step, or by the two-way sync), a second resolve or a late
+    # acknowledge sends nothing: no echo back to PagerDuty
+    await provider.run("trigger", PagerDutyTriggerParams(), ctx)
     await provider.run("resolve", PagerDutyAlertParams(), ctx)
-    assert _last(fake)["dedup_key"] == INCIDENT_KEY
-    assert INCIDENT_KEY not in fake.alerts  # dropped by PagerDuty: there was no such alert
+    sent = len(fake.requests)
+    again = await provider.run("resolve", PagerDutyAlertParams(), ctx)
+    late_ack = await provider.run("acknowledge", PagerDutyAlertParams(), ctx)
+    assert len(fake.requests) == sent
+    assert "already resolved" in again.summary and "already resolved" in late_ack.summary
 
 
 async def test_change_event(provider: PagerDutyProvider, fake: PagerDutyFake, ctx: StepContext,
