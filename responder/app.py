@@ -17,6 +17,7 @@ from responder.api.errors import error_middleware, security_headers
 from responder.api.health import setup_health_routes
 from responder.api.incidents import setup_incident_routes
 from responder.api.probes import setup_probe_routes
+from responder.api.silences import setup_silence_routes
 from responder.api.status_page import setup_status_routes
 from responder.clock import Clock, SystemClock
 from responder.config.loader import LoadedConfig, secret_values
@@ -90,6 +91,7 @@ def create_app(loaded: LoadedConfig, *, env: Mapping[str, str] | None = None, cl
     setup_incident_routes(app)
     setup_status_routes(app)
     setup_probe_routes(app)
+    setup_silence_routes(app)
     setup_health_routes(app)
     return app
 

@@ -20,6 +20,8 @@ class Metrics:
         self.events_processed = Counter("responder_events_processed", "Events evaluated by the engine", registry=r)
         self.rule_evaluations = Counter("responder_rule_evaluations", "Rule evaluations", ["rule"], registry=r)
         self.rule_firings = Counter("responder_rule_firings", "Rules that fired", ["rule"], registry=r)
+        self.events_silenced = Counter("responder_events_silenced", "Rule firings a silence held back (the event "
+                                       "is kept; no incident, no playbook)", ["rule"], registry=r)
         self.incidents = Gauge("responder_incidents", "Incidents by state", ["state"], registry=r)
         self.step_outcomes = Counter("responder_playbook_steps", "Playbook step outcomes", ["action", "outcome"],
                                      registry=r)

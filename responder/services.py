@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 
@@ -14,6 +14,7 @@ from responder.clock import Clock
 from responder.config.loader import LoadedConfig, secret_values
 from responder.engine.consumer import EngineConsumer
 from responder.engine.evaluator import Evaluator
+from responder.engine.silences import SilenceService
 from responder.incidents.pagerduty_sync import PagerDutySync
 from responder.incidents.service import IncidentService
 from responder.incidents.slack_sync import SlackSync
@@ -32,6 +33,7 @@ from responder.store.provider_state import ProviderState
 from responder.store.redis import Redis
 from responder.store.rulestate import RuleStateStore
 from responder.store.runs import RunStore
+from responder.store.silences import SilenceStore
 from responder.store.status import StatusStore
 
 __all__ = ["BuiltProviders", "Services", "build_providers"]
@@ -79,6 +81,8 @@ class Services:
     adapters: dict[str, IngestAdapter]
     providers_missing: dict[str, str]
     probes: ProbeService
+    #: silences and maintenance windows: the API, the Slack commands and the evaluator use it
+    silences: SilenceService = field(kw_only=True)
     #: keeps each incident's Slack message in step with its timeline (when Slack is configured)
     slack_sync: SlackSync | None = None
     #: PagerDuty two-way: webhooks ack/resolve their incident, responder's acks/resolves reach the alert
@@ -102,8 +106,9 @@ class Services:
                                 lease_seconds=cfg.engine.run_lease.total_seconds(), owner=consumer_name,
                                 planners=providers.planners, automation=cfg.automation,
                                 secrets=secret_values(cfg), public_url=cfg.server.public_url)
+        silences = SilenceService(SilenceStore(redis, keys), clock, metrics, cfg.silences)
         evaluator = Evaluator(loaded.rules, RuleStateStore(redis, keys), incidents, clock, metrics,
-                              start_playbook=runner.start)
+                              start_playbook=runner.start, silences=silences)
         consumer = EngineConsumer(events, evaluator, runner, metrics, clock, cfg.engine, consumer_name,
                                   block_ms=0 if embedded else 1000)
         adapters = {a.source: a(getattr(cfg.ingest, a.source)) for a in ADAPTERS}
@@ -118,4 +123,4 @@ class Services:
         # inbound PagerDuty events update their incident in the engine path, just before the rules see them
         evaluator.handle = pagerduty_sync.before(evaluator.handle)  # type: ignore[method-assign,assignment]
         return cls(keys, events, incidents, status, runs, runner, evaluator, consumer, adapters, providers.missing,
-                   probes, slack_sync, pagerduty_sync=pagerduty_sync)
+                   probes, slack_sync, pagerduty_sync=pagerduty_sync, silences=silences)

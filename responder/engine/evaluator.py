@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 
 from responder.clock import Clock, to_ms
 from responder.engine.rules import Rule
+from responder.engine.silences import SilenceService
 from responder.events import Event
 from responder.incidents.model import Incident
 from responder.incidents.service import IncidentService
@@ -63,13 +65,15 @@ def member_of(rule: Rule, group: dict[str, str]) -> str:
 
 class Evaluator:
     def __init__(self, rules: Iterable[Rule], state: RuleStateStore, incidents: IncidentService, clock: Clock,
-                 metrics: Metrics, start_playbook: Starter | None = None) -> None:
+                 metrics: Metrics, start_playbook: Starter | None = None,
+                 silences: SilenceService | None = None) -> None:
         self.index = RuleIndex(rules)
         self.state = state
         self.incidents = incidents
         self.clock = clock
         self.metrics = metrics
         self.start_playbook = start_playbook
+        self.silences = silences
         self.renderer = Renderer()
 
     async def handle(self, event: Event) -> list[Decision]:
@@ -92,6 +96,25 @@ class Evaluator:
             group = await self.state.group_of(member)
             evaluation = await self._step(rule, group, None)
             decisions.append(await self._act(rule, group, evaluation, None))
+        if self.silences is not None:
+            decisions += await self._silence_ended()
+        return decisions
+
+    async def _silence_ended(self) -> list[Decision]:
+        """Groups whose firing a silence held back, now that it ended: still firing -> open the incident."""
+        assert self.silences is not None
+        decisions = []
+        for held in await self.silences.due():
+            rule = self.index.by_id.get(held.rule_id)
+            if rule is None:
+                await self.silences.forget(held.key)
+                continue
+            evaluation = await self._step(rule, held.group, None)
+            if evaluation.state == "firing" and evaluation.result == "none":  # the condition still holds
+                evaluation = dataclasses.replace(evaluation, result="fire", sample=held.sample)
+            elif evaluation.state != "firing":
+                await self.silences.forget(held.key)
+            decisions.append(await self._act(rule, held.group, evaluation, None))
         return decisions
 
     async def _step(self, rule: Rule, group: dict[str, str], event: Event | None) -> Evaluation:
@@ -131,8 +154,18 @@ class Evaluator:
     async def _act(self, rule: Rule, group: dict[str, str], ev: Evaluation, event: Event | None) -> Decision:
         key = member_of(rule, group)
         incident_id = await self.incidents.store.open_id(key)
-        if ev.result == "fire":
+        result = ev.result
+        if result == "update" and incident_id is None and event is not None and self.silences is not None \
+                and await self.silences.was_suppressed(key):
+            result = "fire"  # its firing was silenced: open the incident now, unless a silence still matches
+        if result == "fire":
             sample = event or (Event.model_validate(ev.sample) if ev.sample else None)
+            if incident_id is None and self.silences is not None:
+                silence = await self.silences.check(rule, group, sample)
+                if silence is not None:  # recorded, but no incident and no playbook
+                    await self.silences.suppressed(silence, rule, key, group, sample)
+                    return Decision(rule.id, key, "silenced", ev.state, ev.value, None)
+                await self.silences.forget(key)
             value = f" (value {ev.value:g})" if ev.value is not None else ""
             incident, created = await self.incidents.open(
                 key=key, rule_id=rule.id, title=self._title(rule, group, sample), severity=rule.severity, group=group,
@@ -146,4 +179,6 @@ class Evaluator:
             await self.incidents.record_event(incident_id, event)
         if ev.result == "resolve" and incident_id:
             await self.incidents.resolve(incident_id, f"rule:{rule.id}", "condition cleared")
-        return Decision(rule.id, key, ev.result, ev.state, ev.value, incident_id)
+        if ev.result == "resolve" and self.silences is not None:
+            await self.silences.forget(key)
+        return Decision(rule.id, key, result, ev.state, ev.value, incident_id)

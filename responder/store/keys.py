@@ -27,6 +27,10 @@ class Keys:
         self.engine_group = "engine"
         # engine
         self.timers = f"{p}:{{eng}}:timers"
+        self.suppressed = f"{p}:{{eng}}:suppressed"  # rule groups a silence held back -> json
+        self.suppressed_due = f"{p}:{{eng}}:suppressed:due"  # ... -> when their silence ends (ms)
+        # silences
+        self.silences_all = f"{p}:{{sil}}:all"  # silence id -> end (ms; inf when open-ended)
         # incidents
         self.incident_seq = f"{p}:{{inc}}:seq"
         self.incidents_all = f"{p}:{{inc}}:all"
@@ -51,6 +55,15 @@ class Keys:
 
     def rule_window(self, member: str, part: str) -> str:
         return f"{self.prefix}:{{eng}}:win:{part}:{_digest(member)}"
+
+    def silence(self, silence_id: str) -> str:
+        return f"{self.prefix}:{{sil}}:silence:{silence_id}"
+
+    def silence_hits(self, silence_id: str) -> str:
+        return f"{self.prefix}:{{sil}}:hits:{silence_id}"
+
+    def silence_hit_count(self, silence_id: str) -> str:
+        return f"{self.prefix}:{{sil}}:hits-count:{silence_id}"
 
     def incident(self, incident_id: str) -> str:
         return f"{self.prefix}:{{inc}}:incident:{incident_id}"
