@@ -155,9 +155,11 @@ class Evaluator:
         key = member_of(rule, group)
         incident_id = await self.incidents.store.open_id(key)
         result = ev.result
-        if result == "update" and incident_id is None and event is not None and self.silences is not None \
-                and await self.silences.was_suppressed(key):
-            result = "fire"  # its firing was silenced: open the incident now, unless a silence still matches
+        if result == "update" and incident_id is None and event is not None:
+            # the group is firing but has no open incident: its firing was silenced, or its incident was resolved
+            # (by a person, a playbook or PagerDuty) while the condition still held. A new problem event opens a
+            # new incident, as PagerDuty does for a trigger after a resolve (silences are checked below).
+            result = "fire"
         if result == "fire":
             sample = event or (Event.model_validate(ev.sample) if ev.sample else None)
             if incident_id is None and self.silences is not None:

@@ -135,3 +135,22 @@ async def test_quiet_period_resolves_alerts_that_never_send_a_resolve(make_confi
     [decision] = await services.evaluator.tick()
     assert decision.result == "resolve"
     assert (await services.incidents.get(fired.incident_id)).resolved_by == "rule:api-health-failing"
+
+
+async def test_a_problem_after_a_manual_resolve_opens_a_new_incident(make_config: Any, make_app: Any,
+                                                                     clock: FakeClock) -> None:
+    _, services = await make_app(make_config({"rules/r.yaml": FOR_RULE}))
+    ev = services.evaluator
+    await ev.handle(probe(clock, "failing"))
+    clock.advance(300)
+    [fired] = await ev.tick()
+    await services.incidents.resolve(fired.incident_id, "user:alice", "looked fine to me")
+    clock.advance(30)
+    [again] = await ev.handle(probe(clock, "failing"))  # still failing: a new incident, not a silent update
+    assert again.result == "fire" and again.incident_id not in (None, fired.incident_id)
+    first, second = sorted(await incidents(services), key=lambda i: int(i.id))
+    assert first.state.value == "resolved" and second.state.value == "triggered"
+    clock.advance(30)
+    [update] = await ev.handle(probe(clock, "failing"))  # and further results update that one
+    assert update.result == "update" and update.incident_id == second.id
+    assert len(await incidents(services)) == 2
