@@ -35,6 +35,7 @@ class ProbeScheduler:
         self._scheduler: AsyncIOScheduler | None = None
         self._specs: dict[str, Spec] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     @property
     def job_ids(self) -> list[str]:
@@ -68,10 +69,12 @@ class ProbeScheduler:
             trigger = IntervalTrigger(seconds=interval_ms / 1000, start_date=start, jitter=jitter or None, timezone=UTC)
             scheduler.add_job(self._fire, trigger, args=[probe_id], id=probe_id, name=f"probe {probe_id}",
                               replace_existing=True, max_instances=1, coalesce=True,
-                              misfire_grace_time=max(interval_ms / 1000, 1.0))
+                              misfire_grace_time=max(interval_ms // 1000, 1))
             self._specs[probe_id] = spec
 
     async def _fire(self, probe_id: str) -> None:
+        if self._stopping:
+            return
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
@@ -81,14 +84,22 @@ class ProbeScheduler:
             if task is not None:
                 self._tasks.discard(task)
 
-    async def shutdown(self) -> None:
-        """Stop firing, then cancel and wait for the ticks in flight."""
-        if self._scheduler is not None and self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
-            await asyncio.sleep(0)  # AsyncIOScheduler shuts down on the loop's next turn
-        self._scheduler = None
-        self._specs.clear()
+    async def shutdown(self, grace: float = 10.0) -> None:
+        """Stop firing, let the ticks in flight finish (each is bounded by its probe's timeout) for up to
+        `grace` seconds, then cancel the rest. Draining first matters: a tick cancelled in the middle of a
+        Redis command can leave a pooled connection that stalls the next user (seen under load)."""
+        self._stopping = True
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None and scheduler.running:
+            scheduler.pause()
+        await asyncio.sleep(0)  # jobs submitted just now start (and return at once)
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=grace)
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if scheduler is not None and scheduler.running:
+            scheduler.shutdown(wait=False)
+            await asyncio.sleep(0)  # AsyncIOScheduler shuts down on the loop's next turn
+        self._specs.clear()

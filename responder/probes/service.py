@@ -198,7 +198,7 @@ class ProbeService:
             yield self
         finally:
             if self.scheduler is not None:
-                await self.scheduler.shutdown()
+                await self.scheduler.shutdown(grace=max((p.deadline for p in self.runnable()), default=0) + 1)
                 self.scheduler = None
             if self._session is not None:
                 await self._session.close()
