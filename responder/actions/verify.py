@@ -14,7 +14,6 @@ probes defined under probes/ instead of an ad-hoc URL check.
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -24,8 +23,10 @@ from pydantic import Field, model_validator
 from responder.actions.base import ActionResult, CheckOutcome, PlannedCall, ProviderDeps
 from responder.config.base import Duration, StrictModel, format_duration
 from responder.errors import PermanentActionError
+from responder.probes.checks import http_check
+from responder.probes.model import HttpCheck
 
-__all__ = ["VerifyParams", "json_path", "run_verify"]
+__all__ = ["VerifyParams", "run_verify"]
 
 
 class VerifyParams(StrictModel):
@@ -61,55 +62,13 @@ class VerifyParams(StrictModel):
                            note=f"until healthy, within {format_duration(self.within)}")
 
 
-_MISSING = object()
-
-
-def json_path(doc: Any, path: str) -> Any:
-    """`checks.database` or `items.0.status` in a parsed JSON document; a sentinel when absent."""
-    current = doc
-    for part in path.split("."):
-        if isinstance(current, dict) and part in current:
-            current = current[part]
-        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
-            current = current[int(part)]
-        else:
-            return _MISSING
-    return current
-
-
-def _same(actual: Any, expected: Any) -> bool:
-    if isinstance(expected, str) and not isinstance(actual, str):
-        return str(actual).lower() == expected.lower() if isinstance(actual, bool) else str(actual) == expected
-    return bool(actual == expected)
-
-
 async def _http_check(http: aiohttp.ClientSession, params: VerifyParams) -> CheckOutcome:
-    assert params.url is not None
-    try:
-        async with http.request(params.method, params.url, headers=params.headers,
-                                timeout=aiohttp.ClientTimeout(total=params.check_timeout.total_seconds())) as resp:
-            text = await resp.text(errors="replace")
-            status = resp.status
-    except TimeoutError:
-        return CheckOutcome(False, f"no answer within {format_duration(params.check_timeout)}", answered=False)
-    except aiohttp.ClientError as exc:
-        return CheckOutcome(False, f"{exc.__class__.__name__}: {exc}", answered=False)
-    if status not in params.status:
-        return CheckOutcome(False, f"HTTP {status}")
-    if params.body_contains is not None and params.body_contains not in text:
-        return CheckOutcome(False, f"body does not contain {params.body_contains!r}")
-    if params.json_:
-        try:
-            doc = json.loads(text)
-        except ValueError:
-            return CheckOutcome(False, "body is not JSON")
-        for path, expected in params.json_.items():
-            actual = json_path(doc, path)
-            if actual is _MISSING:
-                return CheckOutcome(False, f"{path} is missing")
-            if not _same(actual, expected):
-                return CheckOutcome(False, f"{path} is {actual!r}, expected {expected!r}")
-    return CheckOutcome(True, f"HTTP {status}")
+    """The same HTTP check as an `http` probe's (status, JSON paths, body), run once."""
+    check = HttpCheck.model_validate({"url": params.url, "method": params.method, "headers": params.headers,
+                                      "expect": {"status": params.status, "json": params.json_,
+                                                 "body_contains": params.body_contains}})
+    result = await http_check(check, http, params.check_timeout.total_seconds())
+    return CheckOutcome(result.ok, result.reason, result.value, result.answered)
 
 
 async def _check(deps: ProviderDeps, params: VerifyParams) -> CheckOutcome:

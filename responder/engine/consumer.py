@@ -7,6 +7,7 @@ import asyncio
 from responder.clock import Clock
 from responder.config.model import EngineConfig
 from responder.engine.evaluator import Evaluator
+from responder.engine.recorder import EventRecorder
 from responder.logs import bind, get_logger, unbind
 from responder.metrics import Metrics
 from responder.observability import report_exception
@@ -34,6 +35,8 @@ class EngineConsumer:
         self.group = stream.keys.engine_group
         #: 0 polls without BLOCK (the embedded fakeredis stalls other commands during a blocking read)
         self.block_ms = block_ms
+        #: appends each handled event to a JSONL file (`record:` in responder.yaml); set by the services
+        self.recorder: EventRecorder | None = None
 
     async def process(self, delivery: Delivery) -> bool:
         """Handle one entry; True when it was acknowledged (done or dead-lettered)."""
@@ -56,6 +59,8 @@ class EngineConsumer:
             unbind("event_id")
         await self.stream.ack(self.group, [delivery.message_id])
         self.metrics.events_processed.inc()
+        if self.recorder is not None:
+            self.recorder.write(delivery.event)
         return True
 
     async def poll(self, *, block_ms: int = 1000, pending: bool = False) -> int:
@@ -77,6 +82,7 @@ class EngineConsumer:
         await self.stream.ensure_group(self.group)
         await self.poll(pending=True)  # our own unacknowledged entries from before a restart
         while True:
+            _raise_if_cancelling()
             try:
                 if not await self.poll(block_ms=self.block_ms) and not self.block_ms:
                     await asyncio.sleep(0.05)
@@ -88,6 +94,7 @@ class EngineConsumer:
 
     async def run_ticks(self) -> None:
         while True:
+            _raise_if_cancelling()
             try:
                 await self.tick()
             except asyncio.CancelledError:
@@ -98,3 +105,11 @@ class EngineConsumer:
                 self.metrics.pipeline_errors.labels(stage="tick").inc()
                 report_exception(exc)
             await asyncio.sleep(self.config.tick.total_seconds())
+
+
+def _raise_if_cancelling() -> None:
+    """A cancellation that arrived while redis-py was reading may surface as a connection error, which the
+    loops log and survive; the task still knows it is being cancelled, so stop here instead of polling on."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

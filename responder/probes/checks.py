@@ -23,7 +23,7 @@ import aiohttp
 from responder.probes.model import DnsCheck, HttpCheck, Probe, RedisCheck, TcpCheck, TlsCheck
 from responder.store.probes import WatchedRedisError, read_watched_redis
 
-__all__ = ["CheckResult", "certificate_not_after", "json_path", "run_check"]
+__all__ = ["CheckResult", "certificate_not_after", "http_check", "json_path", "run_check"]
 
 _MAX_BODY = 1024 * 1024  # a health document is small; more is not read
 _MISSING = object()
@@ -115,6 +115,15 @@ async def _http(check: HttpCheck, ctx: _Context) -> CheckResult:
     except aiohttp.ClientError as exc:
         return CheckResult(False, _error(exc), None, _ms(started), answered=False)
     return _judge_http(check, status, body, _ms(started))
+
+
+async def http_check(check: HttpCheck, session: aiohttp.ClientSession, limit: float) -> CheckResult:
+    """One HTTP check outside a probe's schedule (the playbook `verify` step); `limit` is in seconds."""
+    started = time.perf_counter()
+    try:
+        return await _http(check, _Context(session, datetime.now(UTC), limit))
+    except TimeoutError:
+        return CheckResult(False, f"no answer within {limit:g}s", None, _ms(started), answered=False)
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:
