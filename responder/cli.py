@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import os
+import signal
 import sys
+import traceback
 from pathlib import Path
 
 from aiohttp import web
@@ -47,21 +51,97 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop when it is installed (`pip install 'responder[speed]'`), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from responder.app import create_app
     from responder.logs import configure_logging
-    from responder.probes.reload import watch_sighup
 
     loaded = _load(args.config)
     if loaded is None:
         return 1
-    configure_logging(loaded.config.log_level, secrets=lambda: secret_values(loaded.config))
     host = args.host or loaded.config.server.host
     port = args.port if args.port is not None else loaded.config.server.port
+    if args.workers > 1 and not (os.environ.get("REDIS_URL") or loaded.config.redis.url):
+        print("--workers needs REDIS_URL (or redis.url): the embedded store lives inside one process, "
+              "so several workers would not share incidents, rules or runs", file=sys.stderr)
+        return 2
+    if args.workers > 1 and port == 0:
+        print("--workers needs a fixed --port: every worker listens on it (SO_REUSEPORT)", file=sys.stderr)
+        return 2
+    configure_logging(loaded.config.log_level, secrets=lambda: secret_values(loaded.config))
+    if args.workers == 1:
+        _serve(loaded, host, port, reuse_port=False)
+        return 0
+    return _serve_workers(loaded, host, port, args.workers)
+
+
+def _serve(loaded: LoadedConfig, host: str, port: int, *, reuse_port: bool) -> None:
+    from responder.app import create_app
+    from responder.probes.reload import watch_sighup
+
     app = create_app(loaded)
     watch_sighup(app)  # SIGHUP re-reads the probe files
-    web.run_app(app, host=host, port=port, print=None, access_log=None)
-    return 0
+    web.run_app(app, host=host, port=port, print=None, access_log=None, reuse_port=reuse_port or None,
+                loop=event_loop())
+
+
+def _serve_workers(loaded: LoadedConfig, host: str, port: int, workers: int) -> int:
+    """Fork `workers` processes that each run the whole daemon on the same port (SO_REUSEPORT).
+
+    Each worker is one more replica: its own consumer in the engine's consumer group, its own runs
+    and probe schedule, all coordinated through Redis as separate hosts would be. The parent only
+    forwards SIGTERM/SIGINT/SIGHUP and, when a worker dies, stops the others and exits non-zero.
+    """
+    children: list[int] = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:  # the worker: no event loop or thread exists before this point
+            code = 1
+            try:
+                _serve(loaded, host, port, reuse_port=True)
+                code = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        children.append(pid)
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM if signum == signal.SIGINT else signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+    code = 0
+    stopping = False
+    while children:
+        pid, status = os.wait()
+        if pid not in children:
+            continue
+        children.remove(pid)
+        exit_code = os.waitstatus_to_exitcode(status)
+        if exit_code != 0:
+            code = code or 1
+        if not stopping and children:  # one worker ended: the daemon stops as a whole
+            stopping = True
+            forward(signal.SIGTERM, None)
+    return code
+
+
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--config", help="path to responder.yaml (default: ./responder.yaml, else the bundled one)")
     run.add_argument("--host")
     run.add_argument("--port", type=int)
+    run.add_argument("--workers", type=_positive, default=1,
+                     help="worker processes sharing the port (SO_REUSEPORT); more than 1 needs REDIS_URL")
     run.set_defaults(func=cmd_run)
     check = sub.add_parser("check", help="validate responder.yaml, rules and playbooks")
     check.add_argument("--config", help="path to responder.yaml")

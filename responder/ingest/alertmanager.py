@@ -27,7 +27,15 @@ from pydantic import Field, SecretStr, model_validator
 from responder.config.base import StrictModel
 from responder.errors import PayloadError, SignatureError
 from responder.events import Event, EventStatus, Severity, fingerprint
-from responder.ingest.base import IngestAdapter, IngestRequest, constant_time_equal, dig, load_json, parse_time
+from responder.ingest.base import (
+    IngestAdapter,
+    IngestRequest,
+    constant_time_equal,
+    dig,
+    get_field,
+    load_json,
+    parse_time,
+)
 
 __all__ = [
     "AlertmanagerAdapter",
@@ -94,25 +102,30 @@ def parse_alerts(payload: Any, source: str, request: IngestRequest) -> list[Even
     if not isinstance(payload, dict):
         raise PayloadError("body must be a JSON object", field="body", status=422)
     alerts = dig(payload, "alerts", kind=list)
-    return [_alert_event(payload, f"alerts.{i}", source, request) for i in range(len(alerts))]
+    return [_alert_event(alert, f"alerts.{i}", source, request) for i, alert in enumerate(alerts)]
 
 
-def _alert_event(payload: dict[str, Any], path: str, source: str, request: IngestRequest) -> Event:
-    alert = dig(payload, path, kind=dict)
-    status_raw = dig(payload, f"{path}.status", kind=str).strip().lower()
+def _alert_event(alert: Any, path: str, source: str, request: IngestRequest) -> Event:
+    """One entry of `alerts` (`path` names it in errors), read one level at a time."""
+    if alert is None:
+        raise PayloadError(f"required field {path!r} is null", field=path, status=422)
+    if not isinstance(alert, dict):
+        raise PayloadError(f"field {path!r} must be of type dict", field=path, status=422)
+    status_raw = get_field(alert, "status", f"{path}.status", kind=str).strip().lower()
     if status_raw not in ("firing", "resolved"):
         raise PayloadError(f"field '{path}.status' must be firing or resolved", field=f"{path}.status", status=422)
     status = EventStatus(status_raw)
-    labels = _string_map(dig(payload, f"{path}.labels", kind=dict))
-    name = dig(payload, f"{path}.labels.alertname", kind=str).strip()
+    raw_labels = get_field(alert, "labels", f"{path}.labels", kind=dict)
+    labels = _string_map(raw_labels)
+    name = get_field(raw_labels, "alertname", f"{path}.labels.alertname", kind=str).strip()
     if not name:
         raise PayloadError(f"field '{path}.labels.alertname' is empty", field=f"{path}.labels.alertname", status=422)
-    annotations = _string_map(dig(payload, f"{path}.annotations", required=False, kind=dict) or {})
-    starts_raw = dig(payload, f"{path}.startsAt", kind=str)
+    annotations = _string_map(get_field(alert, "annotations", f"{path}.annotations", required=False, kind=dict) or {})
+    starts_raw = get_field(alert, "startsAt", f"{path}.startsAt", kind=str)
     starts_at = parse_time(starts_raw, f"{path}.startsAt", request.received_at)
     occurred_at = starts_at
     if status is EventStatus.RESOLVED:
-        ends_raw = dig(payload, f"{path}.endsAt", required=False, kind=str)
+        ends_raw = get_field(alert, "endsAt", f"{path}.endsAt", required=False, kind=str)
         occurred_at = parse_time(ends_raw, f"{path}.endsAt", request.received_at)
     series = fingerprint(source, name, labels)
     vendor_fp = alert.get("fingerprint")

@@ -18,7 +18,7 @@ from responder.config.base import StrictModel
 from responder.errors import PayloadError, SignatureError
 from responder.events import Event
 
-__all__ = ["IngestAdapter", "IngestRequest", "constant_time_equal", "dig", "load_json", "parse_time"]
+__all__ = ["IngestAdapter", "IngestRequest", "constant_time_equal", "dig", "get_field", "load_json", "parse_time"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,20 @@ def dig(obj: Any, path: str, *, required: bool = True, kind: type | tuple[type, 
             if required:
                 raise PayloadError(f"missing required field {path!r}", field=path, status=422)
             return None
+    return _checked(current, path, required, kind)
+
+
+def get_field(obj: dict[str, Any], key: str, path: str, *, required: bool = True,
+              kind: type | tuple[type, ...] | None = None) -> Any:
+    """`obj[key]` with `dig`'s checks and messages, `path` naming the field (one level: no path walk per field)."""
+    if key not in obj:
+        if required:
+            raise PayloadError(f"missing required field {path!r}", field=path, status=422)
+        return None
+    return _checked(obj[key], path, required, kind)
+
+
+def _checked(current: Any, path: str, required: bool, kind: type | tuple[type, ...] | None) -> Any:
     if current is None and required:
         raise PayloadError(f"required field {path!r} is null", field=path, status=422)
     if kind is not None and current is not None and not isinstance(current, kind):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -51,24 +53,78 @@ class Delivery:
     times_delivered: int = 1
 
 
+@dataclass
+class _Waiting:
+    """One append() call waiting for the batch that carries its events."""
+
+    events: list[Event]
+    future: asyncio.Future[list[Appended]]
+    entries: list[tuple[str, str, str]] = field(default_factory=list)  # (dedup key, event id, event json)
+
+
 class EventStream:
+    #: events per script call at most; a larger queue goes out in several calls
+    BATCH_EVENTS = 256
+
     def __init__(self, redis: Redis, keys: Keys, *, maxlen: int = 100_000, dedup_ttl: timedelta = timedelta(days=1)):
         self.redis = redis
         self.keys = keys
         self.maxlen = maxlen
         self.dedup_ttl_ms = int(dedup_ttl.total_seconds() * 1000)
         self._append = redis.register_script(_APPEND)
+        self._queue: deque[_Waiting] = deque()
+        self._flusher: asyncio.Task[None] | None = None
 
     async def append(self, events: list[Event]) -> list[Appended]:
-        """Append events unless their delivery id was seen within the dedup TTL (then return the old id)."""
+        """Append events unless their delivery id was seen within the dedup TTL (then return the old id).
+
+        Group commit: the appends of concurrent callers (webhooks arriving together) go to Redis in one
+        script call, each caller's events in order and together; a caller returns once its events are in the
+        stream, exactly as with a call of its own. One call is in flight at a time; what arrives meanwhile
+        rides the next one, so under load a call carries many webhooks and costs one round trip.
+        """
         if not events:
             return []
-        keys = [self.keys.events] + [self.keys.dedup(e.delivery_id) for e in events]
-        args: list[str | int] = [self.maxlen, self.dedup_ttl_ms]
-        for event in events:
-            args += [event.id, event.model_dump_json()]
-        flat = await self._append(keys=keys, args=args)
-        return [Appended(str(flat[i]), flat[i + 1] == "1") for i in range(0, len(flat), 2)]
+        waiting = _Waiting(events, asyncio.get_running_loop().create_future(),
+                           [(self.keys.dedup(e.delivery_id), e.id, e.model_dump_json()) for e in events])
+        self._queue.append(waiting)
+        if self._flusher is None or self._flusher.done():
+            # its own task: a caller's cancellation (client gone) never affects the others' batch
+            self._flusher = asyncio.create_task(self._flush(), name="event-stream-append")
+        return await asyncio.shield(waiting.future)
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch: list[_Waiting] = []
+            size = 0
+            while self._queue and (not batch or size + len(self._queue[0].events) <= self.BATCH_EVENTS):
+                batch.append(self._queue.popleft())
+                size += len(batch[-1].events)
+            keys = [self.keys.events]
+            args: list[str | int] = [self.maxlen, self.dedup_ttl_ms]
+            for waiting in batch:
+                for dedup_key, event_id, payload in waiting.entries:
+                    keys.append(dedup_key)
+                    args += [event_id, payload]
+            try:
+                flat = await self._append(keys=keys, args=args)
+            except asyncio.CancelledError:  # the loop is shutting down: nobody is left to answer
+                for waiting in [*batch, *self._queue]:
+                    waiting.future.cancel()
+                self._queue.clear()
+                raise
+            except Exception as exc:  # every caller of this batch sees the store's error
+                for waiting in batch:
+                    if not waiting.future.done():
+                        waiting.future.set_exception(exc)
+                continue
+            offset = 0
+            for waiting in batch:
+                n = len(waiting.events)
+                if not waiting.future.done():
+                    waiting.future.set_result([Appended(str(flat[i]), flat[i + 1] == "1")
+                                               for i in range(offset, offset + 2 * n, 2)])
+                offset += 2 * n
 
     async def ensure_group(self, group: str) -> None:
         try:
