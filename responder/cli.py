@@ -51,6 +51,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from responder.demo.cli import cmd_demo as demo
+
+    return demo(args)
+
+
 def event_loop() -> asyncio.AbstractEventLoop:
     """uvloop's event loop when it is installed (`pip install 'responder[speed]'`), else asyncio's."""
     try:
@@ -158,6 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check", help="validate responder.yaml, rules and playbooks")
     check.add_argument("--config", help="path to responder.yaml")
     check.set_defaults(func=cmd_check)
+    demo = sub.add_parser("demo", help="a game day in one command: a bad deploy rolled back, a database outage paged")
+    demo.add_argument("--exit", action="store_true",
+                      help="stop at the end instead of waiting for Ctrl-C (exit 0 when both variants went as expected)")
+    demo.add_argument("--port", type=int, default=8080, help="the daemon's port (default 8080; a free one when taken)")
+    demo.add_argument("--verbose", action="store_true", help="also print the daemon's log lines (stderr)")
+    demo.set_defaults(func=cmd_demo)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

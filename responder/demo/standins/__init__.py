@@ -1,0 +1,1 @@
+"""Local stand-ins for the vendors the bundled runbook talks to: they record what they receive."""
