@@ -19,6 +19,7 @@ from responder.api.incidents import setup_incident_routes
 from responder.api.probes import setup_probe_routes
 from responder.api.silences import setup_silence_routes
 from responder.api.status_page import setup_status_routes
+from responder.chatops.slack_routes import setup_chatops_routes
 from responder.clock import Clock, SystemClock
 from responder.config.loader import LoadedConfig, secret_values
 from responder.ingest.routes import setup_ingest_routes
@@ -92,6 +93,7 @@ def create_app(loaded: LoadedConfig, *, env: Mapping[str, str] | None = None, cl
     setup_status_routes(app)
     setup_probe_routes(app)
     setup_silence_routes(app)
+    setup_chatops_routes(app)
     setup_health_routes(app)
     return app
 
@@ -123,6 +125,7 @@ async def _services(app: web.Application, loaded: LoadedConfig, name: str, *, ba
     try:
         yield
     finally:
+        await services.chatops.close()  # commands and clicks in flight first: they may start runs
         for task in tasks:
             task.cancel()
         for task in tasks:

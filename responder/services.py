@@ -10,6 +10,7 @@ from responder.actions import PROVIDERS
 from responder.actions.base import ActionProvider, ProviderDeps, VendorConfig
 from responder.actions.pagerduty import PagerDutyProvider
 from responder.actions.slack import SlackProvider
+from responder.chatops.service import ChatOps, build_chatops
 from responder.clock import Clock
 from responder.config.loader import LoadedConfig, secret_values
 from responder.engine.consumer import EngineConsumer
@@ -87,6 +88,8 @@ class Services:
     slack_sync: SlackSync | None = None
     #: PagerDuty two-way: webhooks ack/resolve their incident, responder's acks/resolves reach the alert
     pagerduty_sync: PagerDutySync | None = None
+    #: Slack slash commands, buttons, approvals and the audit log
+    chatops: ChatOps = field(kw_only=True)
 
     @classmethod
     def build(cls, loaded: LoadedConfig, redis: Redis, http: aiohttp.ClientSession, clock: Clock, metrics: Metrics,
@@ -122,5 +125,8 @@ class Services:
         pagerduty_sync.attach()
         # inbound PagerDuty events update their incident in the engine path, just before the rules see them
         evaluator.handle = pagerduty_sync.before(evaluator.handle)  # type: ignore[method-assign,assignment]
+        chatops = build_chatops(loaded, redis=redis, keys=keys, http=http, clock=clock, incidents=incidents,
+                                runner=runner, runs=runs, status=status, providers=providers.ready,
+                                planners=providers.planners, silences=silences)
         return cls(keys, events, incidents, status, runs, runner, evaluator, consumer, adapters, providers.missing,
-                   probes, slack_sync, pagerduty_sync=pagerduty_sync, silences=silences)
+                   probes, slack_sync, pagerduty_sync=pagerduty_sync, silences=silences, chatops=chatops)

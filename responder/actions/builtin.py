@@ -1,4 +1,5 @@
-"""Built-in actions: log, wait, incident.note, incident.resolve, status.set (the built-in status page), verify."""
+"""Built-in actions: log, wait, incident.note, incident.resolve, status.set (the built-in status page), verify,
+approval (run by the runner itself: see responder/actions/approval.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from responder.actions.approval import APPROVAL, ApprovalParams
 from responder.actions.base import ActionProvider, ActionResult, PlannedCall, StepContext
 from responder.actions.statuspage import StatuspageIncidentParams, StatuspageResolveParams
 from responder.actions.verify import VerifyParams, run_verify
@@ -54,11 +56,19 @@ class BuiltinProvider(ActionProvider):
         "status.incident": StatuspageIncidentParams,
         "status.resolve": StatuspageResolveParams,
         "verify": VerifyParams,
+        APPROVAL: ApprovalParams,
     }
 
     def plan(self, verb: str, params: StrictModel, ctx: StepContext) -> list[PlannedCall]:
         if isinstance(params, VerifyParams):
             return [params.planned()]
+        if isinstance(params, ApprovalParams):
+            who = ", ".join(params.approvers) or "chatops.slack.allow.approve"
+            return [PlannedCall("POST", "slack chat.postMessage", {"text": params.text, "approvers": params.approvers,
+                                                                   "channel": params.channel},
+                                note=f"post Approve / Deny buttons, then wait up to "
+                                     f"{params.timeout.total_seconds():g}s for {who} (on timeout: "
+                                     f"{params.on_timeout})")]
         return super().plan(verb, params, ctx)
 
     async def run(self, verb: str, params: StrictModel, ctx: StepContext) -> ActionResult:
@@ -86,6 +96,8 @@ class BuiltinProvider(ActionProvider):
             return await self._resolve_public(params, ctx)
         if isinstance(params, VerifyParams):
             return await run_verify(self.deps, params)
+        if isinstance(params, ApprovalParams):  # the runner asks and waits itself (durably)
+            raise PermanentActionError("approval steps are run by the playbook runner")
         raise PermanentActionError(f"unknown built-in action {verb!r}")
 
     async def _publish(self, params: StatuspageIncidentParams, ctx: StepContext) -> ActionResult:

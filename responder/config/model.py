@@ -16,6 +16,7 @@ from responder.actions.shell import ShellConfig
 from responder.actions.slack import SlackConfig
 from responder.actions.statuspage import StatuspageConfig
 from responder.actions.vercel import VercelConfig
+from responder.chatops.config import ChatOpsConfig
 from responder.config.base import Duration, StrictModel
 from responder.engine.silences import ConfiguredSilences
 from responder.ingest.alertmanager import AlertmanagerConfig
@@ -145,6 +146,7 @@ class ResponderConfig(StrictModel):
     playbook_dirs: list[str] = Field(default_factory=lambda: ["playbooks"], description="relative to this file")
     probe_dirs: list[str] = Field(default_factory=lambda: ["probes"], description="relative to this file")
     probing: ProbeSettings = Field(default_factory=ProbeSettings, description="how each replica runs probes")
+    chatops: ChatOpsConfig = Field(default_factory=ChatOpsConfig, description="Slack slash command and buttons")
     silences: ConfiguredSilences = Field(default_factory=list, description="fixed silences and weekly maintenance "
                                          "windows (read-only at runtime; more through /api/v1/silences)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

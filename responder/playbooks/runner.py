@@ -16,26 +16,34 @@ Guard rails around every step:
   refused, the incident's automation is frozen (later changes are refused too) and the step's
   `on_failure` branch runs (page a human);
 - `repeat_every`: a step that succeeded runs again on schedule while the incident stays open.
+
+Approval steps (`action: approval`) ask people through an ApprovalGate (responder.chatops.approvals) and
+wait: the step record is "waiting" with its deadline while the decision is outstanding, so a run resumed
+after a restart (or on another replica) keeps waiting instead of treating the step as interrupted. The
+waiting run renews its lease; when its task is cancelled (shutdown) it hands the lease back at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from responder.actions import action_catalog
+from responder.actions.approval import ApprovalParams
 from responder.actions.base import ActionProvider, ActionResult, PlannedCall, StepContext, call_once
 from responder.clock import Clock, to_ms
 from responder.config.base import StrictModel, format_duration
 from responder.config.model import AutomationConfig
 from responder.errors import ActionError, PermanentActionError
 from responder.events import Event
-from responder.incidents.model import Incident
+from responder.incidents.model import Incident, IncidentState
 from responder.incidents.service import IncidentService
 from responder.logs import bind, get_logger, unbind
 from responder.metrics import Metrics
@@ -44,7 +52,7 @@ from responder.playbooks.model import Playbook, Step
 from responder.playbooks.render import Renderer, TemplateError
 from responder.store.runs import RunStore
 
-__all__ = ["PlaybookRunner"]
+__all__ = ["ApprovalGate", "PlaybookRunner"]
 
 log = get_logger(__name__)
 FINAL = ("ok", "failed", "skipped", "interrupted", "dry-run")
@@ -52,6 +60,22 @@ FINAL = ("ok", "failed", "skipped", "interrupted", "dry-run")
 
 class RunFailed(Exception):
     pass
+
+
+class _LeaseLost(Exception):
+    """Another replica took the run over while this one waited: stop here, it carries on there."""
+
+
+class ApprovalGate(Protocol):
+    """Asks for a decision and waits for it durably (implemented by responder.chatops.approvals)."""
+
+    async def ask(self, params: ApprovalParams, ctx: StepContext) -> dict[str, Any]:
+        """Post the question; returns the fields for the waiting step record (approval_id, deadline, ...).
+        Raises ActionError when it cannot be asked."""
+
+    async def wait(self, record: dict[str, Any], renew: Callable[[], Awaitable[bool]]) -> dict[str, Any] | None:
+        """Wait for the decision on the waiting `record`, calling `renew` between polls; returns the step's
+        result fields (status ok / failed), or None when `renew` reported the lease lost."""
 
 
 class PlaybookRunner:
@@ -76,6 +100,8 @@ class PlaybookRunner:
         self.renderer = Renderer()
         self.catalog = action_catalog()
         self.tasks: set[asyncio.Task[None]] = set()
+        #: asks for approval steps (set by the services when ChatOps is wired); None: approval steps fail
+        self.approvals: ApprovalGate | None = None
         incidents.on_resolved.append(self._on_resolved)
 
     # -- starting -------------------------------------------------------------------------------
@@ -145,6 +171,8 @@ class PlaybookRunner:
         bind(run_id=run_id, incident_id=run["incident_id"])
         try:
             await self._execute(run_id, run)
+        except _LeaseLost:
+            log.warning("run taken over by another replica while it waited for an approval")
         except Exception as exc:  # never let a run task die silently
             report_exception(exc, incident_id=run["incident_id"], run_id=run_id)
             self.metrics.pipeline_errors.labels(stage="runner").inc()
@@ -163,7 +191,7 @@ class PlaybookRunner:
         main = run.get("steps", "main") == "main"
         dry = bool(run.get("dry_run"))
         mitigating = main and not dry and incident.state.is_open
-        if mitigating:
+        if mitigating and incident.state is not IncidentState.MITIGATING:  # (already, when a run is resumed)
             incident = await self.incidents.start_mitigation(incident.id, playbook.id)
         if dry:
             await self.incidents.note(incident.id, actor, f"dry-run of playbook {playbook.id}: every step is "
@@ -215,6 +243,11 @@ class PlaybookRunner:
         if existing is not None:
             if existing["status"] in FINAL:
                 return existing
+            if existing["status"] == "waiting":  # an approval asked before a restart: keep waiting for it
+                existing.update(await self._wait_approval(run_id, existing))
+                existing.update(finished_at=self.clock.now().isoformat())
+                await self._record(run_id, step, incident, existing)
+                return existing
             # started by a replica that died mid-step: at most once means we do not call it again
             existing.update(status="interrupted", error="the replica running this step stopped; not repeated")
             await self._record(run_id, step, incident, existing)
@@ -224,6 +257,9 @@ class PlaybookRunner:
             latency = (started - datetime.fromisoformat(received)).total_seconds()
             self.metrics.first_action_latency.observe(max(latency, 0.0))
         record.update(await self._attempt(run_id, step, incident, context, dry))
+        if record["status"] == "waiting":
+            await self.store.finish_step(run_id, key, record)  # durable before waiting: a restart keeps waiting
+            record.update(await self._wait_approval(run_id, record))
         finished = self.clock.now()
         record.update(finished_at=finished.isoformat(), duration_ms=int((finished - started).total_seconds() * 1000))
         await self._record(run_id, step, incident, record)
@@ -247,6 +283,8 @@ class PlaybookRunner:
         if provider is None:
             return {"status": "skipped", "reason": f"no credentials for {provider_cls.name} "
                                                    f"(providers.{provider_cls.name} is not configured)"}
+        if isinstance(params, ApprovalParams):
+            return await self._ask_approval(params, ctx)
         refusal = await self._check_budget(provider, verb, params, incident, run_id, step)
         if refusal:
             return {"status": "failed", "error": refusal, "attempts": 0, "refused": True}
@@ -269,6 +307,30 @@ class PlaybookRunner:
             if not error.retryable or attempts > step.retries.max:
                 return {"status": "failed", "error": str(error), "attempts": attempts}
             await self.clock.sleep(self._backoff(step, attempts, error.retry_after))
+
+    async def _ask_approval(self, params: ApprovalParams, ctx: StepContext) -> dict[str, Any]:
+        if self.approvals is None:
+            return {"status": "failed", "attempts": 0, "error": "approval steps need Slack: set providers.slack "
+                                                                 "bot_token and signing_secret"}
+        try:
+            return {"status": "waiting", "attempts": 1, **await self.approvals.ask(params, ctx)}
+        except ActionError as exc:
+            return {"status": "failed", "attempts": 1, "error": f"could not ask for approval: {exc}"}
+
+    async def _wait_approval(self, run_id: str, record: dict[str, Any]) -> dict[str, Any]:
+        """The decision on a waiting approval step: its final status and summary or error."""
+        if self.approvals is None:
+            return {"status": "failed", "error": "approval steps need Slack (providers.slack is not configured)"}
+        try:
+            result = await self.approvals.wait(record, lambda: self.store.renew(run_id, self.owner,
+                                                                                self._lease_until()))
+        except asyncio.CancelledError:  # shutdown: hand the run back so another replica keeps waiting at once
+            with contextlib.suppress(Exception):
+                await self.store.release(run_id, self.owner)
+            raise
+        if result is None:
+            raise _LeaseLost(run_id)
+        return result
 
     def _plan(self, provider: ActionProvider | None, provider_cls: type[ActionProvider], verb: str,
               params: StrictModel, ctx: StepContext) -> dict[str, Any]:

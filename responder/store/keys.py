@@ -111,3 +111,14 @@ class Keys:
 
     def probe_uptime(self, probe_id: str) -> str:
         return f"{self.prefix}:{{pr}}:uptime:{probe_id}"
+
+    # chatops: approvals and confirmations (next to the runs that wait on them), the audit log, replays
+    def approval(self, approval_id: str) -> str:
+        return f"{self.prefix}:{{pb}}:approval:{_digest(approval_id)}"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}:{{au}}:audit"
+
+    def slack_replay(self, signature: str) -> str:
+        return f"{self.prefix}:{{au}}:slack-replay:{_digest(signature)}"

@@ -137,6 +137,10 @@ class RunStore:
         return bool(await self._budget(keys=[self.keys.remediation_budget(kind, target)],
                                        args=[now_ms, per_ms, limit, member]))
 
+    async def remediation_used(self, kind: str, target: str, now_ms: int, per_ms: int) -> int:
+        """How many changes of `kind` to `target` count against the budget right now (read-only)."""
+        return int(await self.redis.zcount(self.keys.remediation_budget(kind, target), f"({now_ms - per_ms}", "+inf"))
+
     async def schedule_repeat(self, run_id: str, step: str, due_ms: int) -> None:
         await self.redis.zadd(self.keys.repeats_due, {f"{run_id}|{step}": due_ms})
 

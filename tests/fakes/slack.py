@@ -1,4 +1,5 @@
-"""SlackFake: the Slack Web API methods responder uses (chat.postMessage, chat.update, chat.getPermalink).
+"""SlackFake: the Slack Web API methods responder uses (chat.postMessage, chat.update, chat.getPermalink,
+usergroups.users.list) and the response_url endpoints of slash commands and buttons.
 
 Real shapes: `POST /api/<method>` with a JSON body (`Content-Type: application/json`) or a form body
 (`blocks` then holds a JSON string), the token as `Authorization: Bearer xoxb-…` (or a `token` form field);
@@ -9,11 +10,17 @@ buttons, text lengths, 50 blocks): a bad message is `invalid_blocks`, as Slack a
 
 Messages are kept by (channel id, ts) with their text, blocks, thread_ts and edit count, so a test can
 assert the message was edited in place and which replies its thread holds.
+
+User groups (`usergroups`: id -> member ids) answer usergroups.users.list (`no_such_subteam` for others).
+`response_url()` makes a URL like Slack's `https://hooks.slack.com/commands/T…/…/…` on this fake: what is
+posted there is kept in `responses` (path and JSON); like Slack, a URL takes 5 messages, then answers
+404 `used_url`.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,7 +138,7 @@ class SlackFake(FakeVendor):
     name = "slack"
 
     def __init__(self, *, token: str | None = TOKEN, channels: dict[str, str] | None = None,
-                 member_of: set[str] | None = None) -> None:
+                 member_of: set[str] | None = None, usergroups: dict[str, list[str]] | None = None) -> None:
         #: channel name -> id
         self.channels = channels if channels is not None else {"incidents": "C0INC0001", "ops": "C0OPS0002"}
         #: channels the bot was invited to (default: all)
@@ -139,6 +146,10 @@ class SlackFake(FakeVendor):
         self.messages: dict[tuple[str, str], SlackMessage] = {}
         #: method -> errors to answer (ok: false) on its next calls, after the auth check
         self.errors: dict[str, list[str]] = {}
+        #: user group id -> member user ids
+        self.usergroups = usergroups if usergroups is not None else {}
+        #: what was posted to response_urls: {"path", "json"}
+        self.responses: list[dict[str, Any]] = []
         self._seq = 0
         super().__init__(token=token)
 
@@ -153,6 +164,15 @@ class SlackFake(FakeVendor):
     def thread(self, channel: str, ts: str) -> list[SlackMessage]:
         return sorted((m for m in self.messages.values() if m.channel == channel and m.thread_ts == ts),
                       key=lambda m: m.ts)
+
+    def response_url(self, kind: str = "commands") -> str:
+        """A fresh response_url (kind: commands for slash commands, actions for buttons)."""
+        return f"{self.url}/{kind}/T0ACME001/{secrets.randbelow(10**9)}/{secrets.token_urlsafe(18)}"
+
+    def responses_to(self, url: str) -> list[dict[str, Any]]:
+        """The JSON bodies posted to one response_url, in order."""
+        path = url.removeprefix(self.url)
+        return [r["json"] for r in self.responses if r["path"] == path]
 
     def error_next(self, method: str, error: str, times: int = 1) -> None:
         """Answer the next call(s) of one method with `{"ok": false, "error": error}` (HTTP 200)."""
@@ -170,6 +190,8 @@ class SlackFake(FakeVendor):
         router.add_post("/api/chat.postMessage", self._wrap("chat.postMessage", self.post_message))
         router.add_post("/api/chat.update", self._wrap("chat.update", self.update))
         router.add_route("*", "/api/chat.getPermalink", self._wrap("chat.getPermalink", self.permalink))
+        router.add_route("*", "/api/usergroups.users.list", self._wrap("usergroups.users.list", self.group_members))
+        router.add_post("/{kind:commands|actions}/{team}/{id}/{secret}", self.receive_response)
 
     def authorized(self, request: web.Request) -> bool:
         return True  # Slack answers auth errors in the body (HTTP 200): checked in _wrap
@@ -282,6 +304,32 @@ class SlackFake(FakeVendor):
             message.blocks = blocks
         message.edits += 1
         return {"channel": channel, "ts": message.ts, "text": message.text, "message": message.as_json()}
+
+    async def group_members(self, args: dict[str, Any]) -> dict[str, Any]:
+        group = args.get("usergroup")
+        if not group:
+            raise SlackError("invalid_arguments")
+        if group not in self.usergroups:
+            raise SlackError("no_such_subteam")
+        return {"users": list(self.usergroups[group])}
+
+    async def receive_response(self, request: web.Request) -> web.Response:
+        """A response_url: JSON `text`/`blocks`/`response_type`/`replace_original`; 5 uses."""
+        if len([r for r in self.responses if r["path"] == request.path]) >= 5:
+            return web.Response(status=404, text="used_url")
+        try:
+            body = json.loads(await request.text())
+        except ValueError:
+            return web.Response(status=400, text="invalid_payload")
+        if not isinstance(body, dict) or not (body.get("text") or body.get("blocks")):
+            return web.Response(status=400, text="no_text")
+        if body.get("blocks") is not None:
+            try:
+                validate_blocks(body["blocks"])
+            except SlackError:
+                return web.Response(status=400, text="invalid_blocks")
+        self.responses.append({"path": request.path, "json": body})
+        return web.Response(text="ok")
 
     async def permalink(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(args.get("channel"), names=False)
