@@ -16,6 +16,7 @@ from aiohttp import web
 from responder.api.errors import error_middleware, security_headers
 from responder.api.health import setup_health_routes
 from responder.api.incidents import setup_incident_routes
+from responder.api.postmortem import setup_postmortem_routes
 from responder.api.probes import setup_probe_routes
 from responder.api.silences import setup_silence_routes
 from responder.api.status_page import setup_status_routes
@@ -29,6 +30,7 @@ from responder.metrics import Metrics
 from responder.observability import init_sentry, shutdown_sentry
 from responder.services import Services
 from responder.store import redis as store_redis
+from responder.ui import setup_ui_routes
 
 __all__ = ["create_app"]
 
@@ -90,6 +92,8 @@ def create_app(loaded: LoadedConfig, *, env: Mapping[str, str] | None = None, cl
     app.cleanup_ctx.extend([sentry_ctx, redis_ctx, http_ctx, services_ctx, probes_ctx])
     setup_ingest_routes(app)
     setup_incident_routes(app)
+    setup_postmortem_routes(app)
+    setup_ui_routes(app)
     setup_status_routes(app)
     setup_probe_routes(app)
     setup_silence_routes(app)
