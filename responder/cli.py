@@ -14,6 +14,7 @@ from pathlib import Path
 from aiohttp import web
 
 from responder import __version__
+from responder.cli_tools import add_commands as add_tool_commands
 from responder.config.loader import LoadedConfig, bundled_config_path, load_config, secret_values
 from responder.errors import ConfigError
 
@@ -170,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--port", type=int, default=8080, help="the daemon's port (default 8080; a free one when taken)")
     demo.add_argument("--verbose", action="store_true", help="also print the daemon's log lines (stderr)")
     demo.set_defaults(func=cmd_demo)
+    add_tool_commands(sub)  # test, replay, schema
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

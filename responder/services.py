@@ -15,6 +15,7 @@ from responder.clock import Clock
 from responder.config.loader import LoadedConfig, secret_values
 from responder.engine.consumer import EngineConsumer
 from responder.engine.evaluator import Evaluator
+from responder.engine.recorder import EventRecorder
 from responder.engine.silences import SilenceService
 from responder.incidents.pagerduty_sync import PagerDutySync
 from responder.incidents.service import IncidentService
@@ -114,6 +115,7 @@ class Services:
                               start_playbook=runner.start, silences=silences)
         consumer = EngineConsumer(events, evaluator, runner, metrics, clock, cfg.engine, consumer_name,
                                   block_ms=0 if embedded else 1000)
+        consumer.recorder = EventRecorder.from_config(cfg.record, loaded.path.parent if loaded.path else None)
         adapters = {a.source: a(getattr(cfg.ingest, a.source)) for a in ADAPTERS}
         slack = providers.ready.get("slack")
         slack_sync = SlackSync(slack, incidents, deps.state) if isinstance(slack, SlackProvider) else None

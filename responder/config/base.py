@@ -6,9 +6,11 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, GetJsonSchemaHandler, PlainSerializer, WithJsonSchema
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
-__all__ = ["Duration", "StrictModel", "format_duration", "parse_duration"]
+__all__ = ["Duration", "StrictModel", "also_accepts", "format_duration", "parse_duration"]
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -19,6 +21,15 @@ class StrictModel(BaseModel):
     """Base of every config, rule and playbook model: unknown keys are errors, values are frozen."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def also_accepts(core: CoreSchema, handler: GetJsonSchemaHandler, *forms: JsonSchemaValue) -> JsonSchemaValue:
+    """For `__get_pydantic_json_schema__` of a model whose before-validator takes shorthands (`"> 0.05"`, `3`):
+    the validation schema accepts those `forms` as well as the model's own mapping."""
+    schema = handler(core)
+    if handler.mode != "validation":
+        return schema
+    return {"anyOf": [*forms, schema]}
 
 
 def parse_duration(raw: Any) -> timedelta:
@@ -56,5 +67,7 @@ Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["30s", "5m", "1h30m"]}),
+    WithJsonSchema({"anyOf": [{"type": "string", "pattern": DURATION_PATTERN}, {"type": "number", "minimum": 0}],
+                    "description": "a duration: 30s, 5m, 1h30m, 250ms, or a number of seconds",
+                    "examples": ["30s", "5m", "1h30m"]}),
 ]

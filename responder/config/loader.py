@@ -21,7 +21,7 @@ from responder.playbooks.model import Playbook, PlaybooksFile, Step
 from responder.playbooks.render import Renderer, TemplateError, has_template
 from responder.probes.model import Probe, ProbesFile
 
-__all__ = ["LoadedConfig", "bundled_config_path", "load_config", "secret_values"]
+__all__ = ["LoadedConfig", "bundled_config_path", "is_test_file", "load_config", "secret_values"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -61,8 +61,13 @@ def _yaml_files(base: Path, dirs: list[str]) -> list[Path]:
     for folder in dirs:
         root = (base / folder) if not Path(folder).is_absolute() else Path(folder)
         if root.is_dir():
-            out += sorted(p for p in root.rglob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+            out += sorted(p for p in root.rglob("*.y*ml") if p.suffix in (".yaml", ".yml") and not is_test_file(p))
     return out
+
+
+def is_test_file(path: Path) -> bool:
+    """`*_test.yaml` files next to the rules are pipeline tests (`responder test`), not configuration."""
+    return path.stem.endswith("_test")
 
 
 def _check_params(doc: YamlDoc, loc: tuple[str | int, ...], step: Step, renderer: Renderer,
@@ -192,8 +197,12 @@ def _load_probes(base: Path, config: ResponderConfig, env: Mapping[str, str], lo
                 loaded.disabled_probes[probe.id] = f"{empty} is empty{source} at {doc.path}:{line}"
 
 
-def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> LoadedConfig:
-    """Load and cross-check everything; raise ConfigError listing every problem found."""
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None, *,
+                rules_dirs: list[str] | None = None) -> LoadedConfig:
+    """Load and cross-check everything; raise ConfigError listing every problem found.
+
+    `rules_dirs` replaces the config's own (`responder replay --rules DIR`).
+    """
     env = dict(os.environ if env is None else env)
     path = path or bundled_config_path()
     base = path.parent
@@ -205,6 +214,8 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         model, found = validate_doc(doc, ResponderConfig)
         problems += found
         config = model or config
+    if rules_dirs is not None:
+        config = config.model_copy(update={"rules_dirs": rules_dirs})
     loaded = LoadedConfig(config=config, path=path)
     rule_sites = _load_rules(base, config, env, loaded, problems)
     _load_playbooks(base, config, env, loaded, problems)

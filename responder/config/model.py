@@ -18,6 +18,7 @@ from responder.actions.statuspage import StatuspageConfig
 from responder.actions.vercel import VercelConfig
 from responder.chatops.config import ChatOpsConfig
 from responder.config.base import Duration, StrictModel
+from responder.engine.recorder import RecordConfig
 from responder.engine.silences import ConfiguredSilences
 from responder.ingest.alertmanager import AlertmanagerConfig
 from responder.ingest.grafana import GrafanaConfig
@@ -149,4 +150,6 @@ class ResponderConfig(StrictModel):
     chatops: ChatOpsConfig = Field(default_factory=ChatOpsConfig, description="Slack slash command and buttons")
     silences: ConfiguredSilences = Field(default_factory=list, description="fixed silences and weekly maintenance "
                                          "windows (read-only at runtime; more through /api/v1/silences)")
+    record: RecordConfig = Field(default_factory=RecordConfig, description="append every handled event to a "
+                                 "JSONL file (`responder replay` reads it)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -7,6 +7,7 @@ import asyncio
 from responder.clock import Clock
 from responder.config.model import EngineConfig
 from responder.engine.evaluator import Evaluator
+from responder.engine.recorder import EventRecorder
 from responder.logs import bind, get_logger, unbind
 from responder.metrics import Metrics
 from responder.observability import report_exception
@@ -34,6 +35,8 @@ class EngineConsumer:
         self.group = stream.keys.engine_group
         #: 0 polls without BLOCK (the embedded fakeredis stalls other commands during a blocking read)
         self.block_ms = block_ms
+        #: appends each handled event to a JSONL file (`record:` in responder.yaml); set by the services
+        self.recorder: EventRecorder | None = None
 
     async def process(self, delivery: Delivery) -> bool:
         """Handle one entry; True when it was acknowledged (done or dead-lettered)."""
@@ -56,6 +59,8 @@ class EngineConsumer:
             unbind("event_id")
         await self.stream.ack(self.group, [delivery.message_id])
         self.metrics.events_processed.inc()
+        if self.recorder is not None:
+            self.recorder.write(delivery.event)
         return True
 
     async def poll(self, *, block_ms: int = 1000, pending: bool = False) -> int:

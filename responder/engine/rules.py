@@ -8,9 +8,11 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, GetJsonSchemaHandler, field_validator, model_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
-from responder.config.base import Duration, StrictModel
+from responder.config.base import Duration, StrictModel, also_accepts
 from responder.events import Event, EventStatus, Severity
 
 __all__ = ["Comparison", "Condition", "Match", "Matcher", "ResolvePolicy", "Rule", "RulesFile", "Window"]
@@ -39,6 +41,10 @@ class Comparison(StrictModel):
             return {"op": m.group(1), "threshold": float(m.group(2))}
         return raw
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return also_accepts(core, handler, {"type": "string", "pattern": _COMPARISON.pattern}, {"type": "number"})
+
     def holds(self, value: float | None) -> bool:
         return value is not None and _OPS[self.op](value, self.threshold)
 
@@ -63,6 +69,11 @@ class Matcher(StrictModel):
         if isinstance(raw, list):
             return {"in": [str(v) for v in raw]}
         return raw
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        scalar = {"type": ["string", "number"]}
+        return also_accepts(core, handler, scalar, {"type": "array", "items": scalar})
 
     @field_validator("regex")
     @classmethod

@@ -112,7 +112,7 @@ class WeeklyRecurrence(StrictModel):
     end: str = Field(description="local end time HH:MM; 24:00 is midnight; earlier than start = the next day")
     timezone: str = Field(default="UTC", description="IANA time zone, e.g. Europe/Berlin")
 
-    @field_validator("days", mode="before")
+    @field_validator("days", mode="before", json_schema_input_type=str | list[str])
     @classmethod
     def _days(cls, raw: Any) -> Any:
         if isinstance(raw, str):
@@ -288,7 +288,7 @@ class SilenceSpec(StrictModel):
     comment: str = Field(default="", max_length=2000)
     created_by: str | None = Field(default=None, max_length=200, description="who asks (API: shown as user:NAME)")
 
-    @field_validator("matchers", mode="before")
+    @field_validator("matchers", mode="before", json_schema_input_type=str | Match)
     @classmethod
     def _text(cls, raw: Any) -> Any:
         return _matchers_before(raw)
@@ -311,7 +311,7 @@ class ConfiguredSilence(StrictModel):
     recurrence: WeeklyRecurrence | None = None
     comment: str = ""
 
-    @field_validator("matchers", mode="before")
+    @field_validator("matchers", mode="before", json_schema_input_type=str | Match)
     @classmethod
     def _text(cls, raw: Any) -> Any:
         return _matchers_before(raw)

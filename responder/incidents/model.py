@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from responder.events import Severity
 
@@ -65,3 +65,10 @@ class Incident(BaseModel):
     #: set when a remediation budget refused a step: no more automated changes, people decide
     automation_frozen: bool = False
     frozen_reason: str | None = None
+
+    @field_validator("labels", "group", mode="before")
+    @classmethod
+    def _empty_mapping(cls, value: Any) -> Any:
+        # the store's open script round-trips the document through Lua's cjson, and fakeredis' cjson (the embedded
+        # mode) writes an empty object back as [] (Redis' own writes {})
+        return {} if value == [] else value

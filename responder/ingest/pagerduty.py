@@ -76,7 +76,7 @@ class PagerDutyWebhookConfig(StrictModel):
                     "rotation. When any is set, X-PagerDuty-Signature is required on every delivery",
     )
 
-    @field_validator("signing_secrets", mode="before")
+    @field_validator("signing_secrets", mode="before", json_schema_input_type=str | list[str] | None)
     @classmethod
     def _drop_unset(cls, value: Any) -> Any:
         """One secret may be written as a plain string; an unset `${VAR:-}` (null or "") is no secret."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, GetJsonSchemaHandler, model_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
-from responder.config.base import Duration, StrictModel
+from responder.config.base import Duration, StrictModel, also_accepts
 
 __all__ = ["Budget", "Playbook", "PlaybooksFile", "Retries", "Step"]
 
@@ -23,6 +25,10 @@ class Retries(StrictModel):
     @classmethod
     def _int(cls, raw: Any) -> Any:
         return {"max": raw} if isinstance(raw, int) and not isinstance(raw, bool) else raw
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return also_accepts(core, handler, {"type": "integer", "minimum": 0, "maximum": 20})
 
 
 class Step(StrictModel):

@@ -45,7 +45,7 @@ from responder.errors import ActionError, PermanentActionError
 from responder.events import Event
 from responder.incidents.model import Incident, IncidentState
 from responder.incidents.service import IncidentService
-from responder.logs import bind, get_logger, unbind
+from responder.logs import bind, get_logger, redact_value, unbind
 from responder.metrics import Metrics
 from responder.observability import report_exception
 from responder.playbooks.model import Playbook, Step
@@ -341,7 +341,9 @@ class PlaybookRunner:
         summary = "would send " + "; then ".join(f"{c['method']} {c['url']}" for c in plan)
         if provider is None and provider_cls.Config is not None:
             summary += f" (providers.{provider_cls.name} is not configured: a real run would skip this step)"
-        return {"status": "dry-run", "summary": summary, "plan": plan}
+        # the rendered `with`, as validated: what `responder test` and `responder replay` report per step
+        params_json = redact_value(params.model_dump(mode="json", by_alias=True, exclude_unset=True), self.secrets)
+        return {"status": "dry-run", "summary": summary, "plan": plan, "params": params_json}
 
     async def _check_budget(self, provider: ActionProvider, verb: str, params: StrictModel, incident: Incident,
                             run_id: str, step: Step) -> str | None:

@@ -46,7 +46,7 @@ class HttpExpect(StrictModel):
         description='dotted paths into the JSON body and their expected values: {"checks.database": "healthy"}')
     body_contains: str | None = Field(default=None, description="text the body must contain")
 
-    @field_validator("status", mode="before")
+    @field_validator("status", mode="before", json_schema_input_type=int | list[int])
     @classmethod
     def _one_or_many(cls, raw: Any) -> Any:
         return _as_list(raw)
@@ -130,7 +130,7 @@ class DnsCheck(StrictModel):
     record: Literal["A", "AAAA"] = "A"
     expect: list[str] = Field(default_factory=list, description="an address (or several) that must be returned")
 
-    @field_validator("expect", mode="before")
+    @field_validator("expect", mode="before", json_schema_input_type=str | list[str])
     @classmethod
     def _one_or_many(cls, raw: Any) -> Any:
         return _as_list(raw)
