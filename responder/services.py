@@ -126,7 +126,7 @@ class Services:
                                        pagerduty if isinstance(pagerduty, PagerDutyProvider) else None)
         pagerduty_sync.attach()
         # inbound PagerDuty events update their incident in the engine path, just before the rules see them
-        evaluator.handle = pagerduty_sync.before(evaluator.handle)  # type: ignore[method-assign,assignment]
+        evaluator.before_rules.append(pagerduty_sync.before_rules)
         chatops = build_chatops(loaded, redis=redis, keys=keys, http=http, clock=clock, incidents=incidents,
                                 runner=runner, runs=runs, status=status, providers=providers.ready,
                                 planners=providers.planners, silences=silences)

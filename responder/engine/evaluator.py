@@ -75,9 +75,13 @@ class Evaluator:
         self.start_playbook = start_playbook
         self.silences = silences
         self.renderer = Renderer()
+        #: called with each event before the rules see it (PagerDuty webhooks update their incident first)
+        self.before_rules: list[Callable[[Event], Awaitable[None]]] = []
 
     async def handle(self, event: Event) -> list[Decision]:
         """Evaluate every rule matching `event`; open, update and resolve incidents accordingly."""
+        for hook in self.before_rules:
+            await hook(event)
         decisions = []
         for rule in self.index.candidates(event):
             group = rule.group_values(event)

@@ -2,7 +2,7 @@
 
     sync = PagerDutySync(services.incidents, deps.state, PagerDutyLinks(redis, keys), providers["pagerduty"])
     sync.attach()                                   # outbound: listens on IncidentService.on_timeline
-    evaluator.handle = sync.before(evaluator.handle)  # inbound: PagerDuty events, before the rules see them
+    evaluator.before_rules.append(sync.before_rules)  # inbound: PagerDuty events, before the rules see them
     sync.start()                                    # inside the running loop (app startup)
     ...
     await sync.close()                              # app cleanup: drains what is queued (bounded)
@@ -37,9 +37,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
 from responder.actions.base import ActionResult, StepContext
 from responder.actions.pagerduty import PagerDutyAlertParams, PagerDutyProvider
@@ -56,7 +55,6 @@ from responder.store.redis import RedisError
 __all__ = ["PAGERDUTY_ACTOR", "SYNC_ACTOR", "PagerDutySync", "pagerduty_actor"]
 
 log = get_logger(__name__)
-T = TypeVar("T")
 
 STATE = "pagerduty"  # the PagerDutyProvider's ProviderState name
 #: actors of changes that came from PagerDuty start with this; they are never sent back
@@ -101,23 +99,20 @@ class PagerDutySync:
         with contextlib.suppress(ValueError):
             self.incidents.on_timeline.remove(self.on_timeline)
 
-    def before(self, handle: Callable[[Event], Coroutine[Any, Any, T]]) -> Callable[[Event], Coroutine[Any, Any, T]]:
-        """Wrap the rule engine's `handle`: PagerDuty events update their incident first, then reach the rules.
+    async def before_rules(self, event: Event) -> None:
+        """Evaluator hook: a PagerDuty event updates its incident first, then the rules see it.
 
         A Redis failure propagates (the event stays pending and is retried); any other failure is reported
         and the event still goes to the rules.
         """
-        async def handle_after_sync(event: Event) -> T:
-            if event.source == "pagerduty":
-                try:
-                    await self.on_event(event)
-                except RedisError:
-                    raise
-                except Exception as exc:
-                    report_exception(exc, event_id=event.id)
-            return await handle(event)
-
-        return handle_after_sync
+        if event.source != "pagerduty":
+            return
+        try:
+            await self.on_event(event)
+        except RedisError:
+            raise
+        except Exception as exc:
+            report_exception(exc, event_id=event.id)
 
     def start(self) -> None:
         if self._task is None:
