@@ -89,10 +89,13 @@ def parse(text: str) -> dict[str, Probe]:
 async def test_three_real_schedulers_run_each_slot_once(health: HealthServer, tcp_listener: TcpListener,
                                                         redis_url: str) -> None:
     probes = parse(probes_yaml(health, tcp_listener, redis_url, every="200ms"))
-    async with replica(redis_url, probes, "r0") as first, replica(redis_url, probes, "r1"), \
-            replica(redis_url, probes, "r2"):
+    async with replica(redis_url, probes, "r0") as first, replica(redis_url, probes, "r1") as second, \
+            replica(redis_url, probes, "r2") as third:
         assert first.scheduler is not None and first.scheduler.job_ids == sorted(probes)
         await asyncio.sleep(2.1)
+        for service in (first, second, third):  # stop firing and let the ticks in flight finish before counting
+            assert service.scheduler is not None
+            await service.scheduler.shutdown()
         history = await first.history(sorted(probes), 100)
     for probe_id in probes:
         slots = [r["slot"] for r in history[probe_id].results]
