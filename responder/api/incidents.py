@@ -60,7 +60,7 @@ async def _runs(request: web.Request, incident_id: str) -> list[dict[str, Any]]:
         run = await services.runs.get(run_id)
         if run is None:
             continue
-        playbook = request.app[CONFIG].playbooks.get(run["playbook"])
+        playbook = services.runner.playbooks.get(run["playbook"])  # chatops.* playbooks live only there
         steps = []
         if playbook:
             for step in playbook.all_steps():
