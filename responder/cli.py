@@ -76,6 +76,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     host = args.host or loaded.config.server.host
     port = args.port if args.port is not None else loaded.config.server.port
+    try:  # a malformed REDIS_URL is a configuration problem, said before anything starts
+        from responder.store.redis import parse_redis_url
+
+        parse_redis_url(os.environ.get("REDIS_URL") or loaded.config.redis.url or "redis://")
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     if args.workers > 1 and not (os.environ.get("REDIS_URL") or loaded.config.redis.url):
         print("--workers needs REDIS_URL (or redis.url): the embedded store lives inside one process, "
               "so several workers would not share incidents, rules or runs", file=sys.stderr)

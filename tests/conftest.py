@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -20,6 +21,7 @@ from responder.clock import FakeClock
 from responder.config.loader import LoadedConfig, load_config
 from responder.keys import SERVICES
 from responder.services import Services
+from responder.store.redis import parse_redis_url
 
 PAYLOADS = Path(__file__).parent / "payloads"
 
@@ -31,8 +33,18 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[str]:
-    """A real redis-server for the whole session (Debian's package; .ci/run installs it)."""
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server for the whole session (Debian's package; .ci/run installs it).
+
+    `RESPONDER_TEST_REDIS=cluster python3 -m pytest` runs the same tests on a local 3-master Redis Cluster
+    (tests/reliability/servers.py): every script and MULTI/EXEC of the store then has to stay in one slot."""
+    if os.environ.get("RESPONDER_TEST_REDIS") == "cluster":
+        from tests.reliability.servers import Cluster
+
+        cluster = Cluster.start(tmp_path_factory.mktemp("cluster"))
+        yield cluster.url
+        cluster.stop()
+        return
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server is not installed: run `apt-get install -y redis-server` (bash .ci/run does)")
@@ -58,6 +70,11 @@ def redis_server() -> Iterator[str]:
 @pytest.fixture
 def redis_url(redis_server: str) -> str:
     """The session server, emptied before each test."""
+    if redis_server.startswith("redis+cluster://"):
+        for host, port in parse_redis_url(redis_server).nodes:
+            with sync_redis.Redis(host=host, port=port) as node:
+                node.flushall()
+        return redis_server
     client = sync_redis.Redis.from_url(redis_server)
     client.flushall()
     client.close()

@@ -50,6 +50,7 @@ from responder.metrics import Metrics
 from responder.observability import report_exception
 from responder.playbooks.model import Playbook, Step
 from responder.playbooks.render import Renderer, TemplateError
+from responder.store.redis import RedisError
 from responder.store.runs import RunStore
 
 __all__ = ["ApprovalGate", "PlaybookRunner"]
@@ -169,16 +170,31 @@ class PlaybookRunner:
         if run is None or run.get("status") not in ("running", None):
             return
         bind(run_id=run_id, incident_id=run["incident_id"])
+        keeper = asyncio.create_task(self._keep_lease(run_id), name=f"lease:{run_id}")
         try:
             await self._execute(run_id, run)
         except _LeaseLost:
-            log.warning("run taken over by another replica while it waited for an approval")
+            log.warning("run taken over by another replica (its lease lapsed here): stopping at this step")
         except Exception as exc:  # never let a run task die silently
             report_exception(exc, incident_id=run["incident_id"], run_id=run_id)
             self.metrics.pipeline_errors.labels(stage="runner").inc()
             await self.store.finish(run_id, "error")
         finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
             unbind("run_id", "incident_id")
+
+    async def _keep_lease(self, run_id: str) -> None:
+        """Renew the run's lease every third of it while the run executes, a long step included (wall-clock
+        time: a replica that dies stops renewing, and the others take the run over once the lease lapses)."""
+        while True:
+            await asyncio.sleep(self.lease_ms / 3000)
+            try:
+                if not await self.store.renew(run_id, self.owner, self._lease_until()):
+                    return  # taken over: the run stops before its next step (_run_steps checks)
+            except (RedisError, OSError) as exc:  # the lease may lapse meanwhile; keep trying
+                log.warning("run lease not renewed", error=exc.__class__.__name__)
 
     async def _execute(self, run_id: str, run: dict[str, Any]) -> None:
         playbook = self.playbooks.get(run["playbook"])
@@ -219,7 +235,8 @@ class PlaybookRunner:
     async def _run_steps(self, run_id: str, steps: list[Step], incident: Incident, context: dict[str, Any],
                          received: str | None, dry: bool) -> None:
         for step in steps:
-            await self.store.renew(run_id, self.owner, self._lease_until())
+            if not await self.store.renew(run_id, self.owner, self._lease_until()):
+                raise _LeaseLost(run_id)  # another replica resumed this run: it carries on from here
             record = await self._run_step(run_id, step, incident, context, received, dry)
             context["steps"][step.name] = {"status": record["status"], "output": record.get("output", {})}
             if dry and step.on_failure:  # a rehearsal shows the escalation path too
