@@ -115,11 +115,13 @@ def _serve_workers(loaded: LoadedConfig, host: str, port: int, workers: int) -> 
     forwards SIGTERM/SIGINT/SIGHUP and, when a worker dies, stops the others and exits non-zero.
     """
     children: list[int] = []
+    parent = os.getpid()
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:  # the worker: no event loop or thread exists before this point
             code = 1
             try:
+                _exit_with_parent(parent)
                 _serve(loaded, host, port, reuse_port=True)
                 code = 0
             except BaseException:
@@ -149,6 +151,16 @@ def _serve_workers(loaded: LoadedConfig, host: str, port: int, workers: int) -> 
             stopping = True
             forward(signal.SIGTERM, None)
     return code
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker gets SIGTERM when the parent dies, even by SIGKILL (Linux), instead of serving on as an orphan."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before that
+        os._exit(0)
 
 
 def _positive(raw: str) -> int:

@@ -78,3 +78,39 @@ async def test_two_workers_share_the_port_and_the_work(tmp_path: Path, redis_url
         log.close()
     assert code == 0, (tmp_path / "daemon.log").read_text()[-2000:]
     assert (tmp_path / "daemon.log").read_text().count("responder started") == 2
+
+
+async def test_workers_stop_when_the_parent_is_killed(tmp_path: Path, redis_url: str) -> None:
+    port = free_port()
+    config = write_config(tmp_path, {"responder.yaml": f"server: {{port: {port}}}\n"})
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "REDIS_URL": redis_url, "PYTHONPATH": str(ROOT)}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "responder", "run", "--config", str(config),
+                                                "--workers", "2", cwd=str(tmp_path), env=env,
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    workers: list[int] = []
+    for _ in range(150):
+        workers = await asyncio.to_thread(children, proc.pid)
+        if len(workers) == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert len(workers) == 2
+    proc.kill()  # SIGKILL: the parent cannot forward anything
+    await proc.wait()
+    for _ in range(150):
+        alive = [await asyncio.to_thread(_alive, pid) for pid in workers]
+        if not any(alive):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        raise AssertionError("workers outlived their parent")
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for init to reap it counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/status").read_text().split("State:", 1)[1].split("\n", 1)[0]
+    except (OSError, IndexError):
+        return False
+    return "zombie" not in state.lower()
