@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 __all__ = ["Renderer", "TemplateError", "has_template"]
@@ -17,8 +18,29 @@ def has_template(value: Any) -> bool:
 class Renderer:
     """Renders `with` values recursively; a missing variable is an error, not an empty string."""
 
+    #: compiled templates and expressions kept per source text (playbooks are a small, fixed set)
+    CACHE_LIMIT = 4096
+
     def __init__(self) -> None:
         self.env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True)
+        self._templates: dict[str, Template] = {}
+        self._expressions: dict[str, Callable[..., Any]] = {}
+
+    def _template(self, source: str) -> Template:
+        template = self._templates.get(source)
+        if template is None:
+            if len(self._templates) >= self.CACHE_LIMIT:
+                self._templates.clear()
+            template = self._templates[source] = self.env.from_string(source)
+        return template
+
+    def _expression(self, source: str) -> Callable[..., Any]:
+        expression = self._expressions.get(source)
+        if expression is None:
+            if len(self._expressions) >= self.CACHE_LIMIT:
+                self._expressions.clear()
+            expression = self._expressions[source] = self.env.compile_expression(source, undefined_to_none=False)
+        return expression
 
     def check(self, value: Any) -> None:
         """Compile every template in `value` (load time): raise TemplateError on bad syntax."""
@@ -40,8 +62,8 @@ class Renderer:
         if isinstance(value, list):
             return [self.render(v, context) for v in value]
         if has_template(value):
-            return self.env.from_string(value).render(context)
+            return self._template(value).render(context)
         return value
 
     def truthy(self, expression: str, context: dict[str, Any]) -> bool:
-        return bool(self.env.compile_expression(expression, undefined_to_none=False)(**context))
+        return bool(self._expression(expression)(**context))
