@@ -8,6 +8,7 @@ resolve going back. Escalations and the like land on the timeline (and in the Sl
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from collections.abc import AsyncIterator
@@ -78,13 +79,14 @@ class World:
         self.client: Any = None
         self.services: Any = None
 
-    async def start(self, make_config: Any, make_app: Any, tmp_path: Path, *, pagerduty: bool = True) -> None:
+    async def start(self, make_config: Any, make_app: Any, tmp_path: Path, *, pagerduty: bool = True,
+                    config: str = CONFIG) -> None:
         ca = tmp_path / "pagerduty-ca.pem"
         self.pagerduty.ca.cert_pem.write_to_path(str(ca))
         env = {"SLACK_BOT_TOKEN": SLACK_TOKEN, "SLACK_URL": self.slack.api_url,
                "PAGERDUTY_ROUTING_KEY": ROUTING_KEY if pagerduty else "", "PAGERDUTY_URL": self.pagerduty.url,
                "PAGERDUTY_CA": str(ca), "PAGERDUTY_WEBHOOK_SECRET": WEBHOOK_SECRET}
-        files = {"responder.yaml": CONFIG, "rules/pd.yaml": RULES, "playbooks/pd.yaml": PLAYBOOKS}
+        files = {"responder.yaml": config, "rules/pd.yaml": RULES, "playbooks/pd.yaml": PLAYBOOKS}
         self.client, self.services = await make_app(make_config(files, env=env))
         self.services.pagerduty_sync.backoff_seconds = 0.01
 
@@ -388,3 +390,41 @@ async def test_changes_made_as_pagerduty_are_never_sent_back(world: World, make_
     await world.services.incidents.resolve(incident.id, "pagerduty:Dana Ops")
     await world.settle()
     assert [e["event_action"] for e in world.alert_events()] == ["trigger"]
+
+
+async def test_slash_command_ack_acks_pagerduty_and_its_webhook_echo_changes_nothing(
+        world: World, make_config: Any, make_app: Any, tmp_path: Path, clock: Any) -> None:
+    """The same acceptance through the real Slack route: `/incident ack <id>`, signed with Slack's v0 algorithm."""
+    from urllib.parse import urlencode
+
+    from tests.chatops.conftest import SIGNING_SECRET, signed_headers
+
+    config = CONFIG.replace('channel: "#incidents",', f'channel: "#incidents", signing_secret: "{SIGNING_SECRET}",')
+    await world.start(make_config, make_app, tmp_path, config=config)
+    incident = await world.open_and_page()
+    message = world.message()
+    form = {"team_id": "T0ACME001", "channel_id": "C0INC0001", "user_id": "U0DANA001", "user_name": "dana",
+            "command": "/incident", "text": f"ack {incident.id}", "response_url": world.slack.response_url("cmd"),
+            "trigger_id": "8123456789.1234567890.abc"}
+    body = urlencode(form).encode()
+    response = await world.client.post("/slack/commands", data=body,
+                                       headers=signed_headers(body, int(clock.now().timestamp())))
+    assert response.status == 200, await response.text()
+    for _ in range(50):  # the command runs in the background
+        if (await world.get(incident.id)).state is IncidentState.ACKNOWLEDGED:
+            break
+        await asyncio.sleep(0.02)
+    await world.settle()
+
+    acked = await world.get(incident.id)
+    assert acked.state is IncidentState.ACKNOWLEDGED and acked.acknowledged_by == "slack:U0DANA001"
+    [ack] = world.alert_events("acknowledge")
+    assert ack["dedup_key"] == KEY and world.pagerduty.alerts[KEY].status == "acknowledged"
+    assert any(u["ts"] == message.ts for u in world.slack.method_calls("chat.update"))
+    assert "Acknowledged" in _blocks(world.message())
+
+    entries = await world.timeline(incident.id)
+    sent, slack_requests = len(world.pagerduty.events), len(world.slack.requests)
+    await world.webhook("incident_acknowledged")
+    assert await world.timeline(incident.id) == entries
+    assert len(world.pagerduty.events) == sent and len(world.slack.requests) == slack_requests
