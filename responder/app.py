@@ -16,6 +16,7 @@ from aiohttp import web
 from responder.api.errors import error_middleware, security_headers
 from responder.api.health import setup_health_routes
 from responder.api.incidents import setup_incident_routes
+from responder.api.openapi import setup_openapi_routes
 from responder.api.postmortem import setup_postmortem_routes
 from responder.api.probes import setup_probe_routes
 from responder.api.silences import setup_silence_routes
@@ -47,7 +48,8 @@ def create_app(loaded: LoadedConfig, *, env: Mapping[str, str] | None = None, cl
     """Build the app. `background=False` leaves the consumer and tick loops to the caller (tests)."""
     env = dict(os.environ if env is None else env)
     cfg = loaded.config
-    app = web.Application(client_max_size=cfg.server.max_body_bytes,
+    # compressed request bodies are refused (415) by the middleware, never inflated by the HTTP parser
+    app = web.Application(client_max_size=cfg.server.max_body_bytes, handler_args={"auto_decompress": False},
                           middlewares=[security_headers, error_middleware])
     app[CONFIG] = loaded
     app[CLOCK] = clock or SystemClock()
@@ -99,6 +101,7 @@ def create_app(loaded: LoadedConfig, *, env: Mapping[str, str] | None = None, cl
     setup_silence_routes(app)
     setup_chatops_routes(app)
     setup_health_routes(app)
+    setup_openapi_routes(app)
     return app
 
 

@@ -45,8 +45,12 @@ def is_secret_key(key: str) -> bool:
 
 
 def _usable(secrets: Iterable[str]) -> list[str]:
-    # Longest first, so a secret that contains another one is replaced whole.
     found = {s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH}
+    # a header-valued secret ("Bearer <token>", "Basic <b64>"): the credential alone is secret too, since a far end
+    # that refuses it may echo just that part
+    found |= {s.split(None, 1)[1] for s in found if len(s.split(None, 1)) == 2 and len(s.split(None, 1)[1]) >=
+              MIN_SECRET_LENGTH}
+    # Longest first, so a secret that contains another one is replaced whole.
     return sorted(found, key=len, reverse=True)
 
 

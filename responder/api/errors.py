@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 
 from aiohttp import web
 
+from responder.config.loader import secret_values
 from responder.errors import IngestError, StoreUnavailable
-from responder.logs import get_logger
+from responder.keys import CONFIG
+from responder.logs import get_logger, redact_text
 from responder.observability import report_exception
 from responder.store.redis import RedisError
 
-__all__ = ["error_body", "error_middleware", "json_error"]
+__all__ = ["SECURITY_HEADERS", "error_body", "error_middleware", "json_error", "security_headers"]
 
 log = get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -26,14 +28,27 @@ def json_error(status: int, message: str, field: str | None = None,
     return web.json_response(error_body(message, field), status=status, headers=headers)
 
 
+def _redact(request: web.Request, text: str) -> str:
+    loaded = request.app.get(CONFIG)
+    return redact_text(text, secret_values(loaded.config)) if loaded is not None else text
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity") and request.body_exists:  # no sender compresses; no zip bombs either
+        return json_error(415, f"Content-Encoding {encoding[:40]!r} is not accepted: send the body uncompressed",
+                          "Content-Encoding")
     try:
         return await handler(request)
-    except IngestError as exc:
-        return json_error(exc.status, exc.message, exc.field)
+    except IngestError as exc:  # messages may quote what was sent, e.g. a token pasted into the wrong place
+        return json_error(exc.status, _redact(request, exc.message), exc.field and _redact(request, exc.field))
     except web.HTTPRequestEntityTooLarge:
         return json_error(413, f"request body is larger than {request.client_max_size} bytes", "body")
+    except web.RequestPayloadError:  # the body's framing broke off (e.g. a malformed chunked encoding)
+        response = json_error(400, "request body could not be read", "body")
+        response.force_close()  # the rest of the body is unread: the connection cannot carry another request
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -47,10 +62,29 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(500, "internal error", None)
 
 
+#: what a response gets unless its handler set its own (the dashboard and the status page set their own CSP)
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+
+
+def _secure(request: web.Request, headers: MutableMapping[str, str]) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        headers.setdefault(name, value)
+    if request.path.startswith("/api/"):  # incidents, timelines, audit: never kept by a browser or a proxy
+        headers.setdefault("Cache-Control", "no-store")
+
+
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # redirects the error middleware lets through
+        _secure(request, exc.headers)
+        raise
+    _secure(request, response.headers)
     return response

@@ -33,6 +33,8 @@ async def _json_object(request: web.Request, *, required: bool) -> dict[str, Any
         body = json.loads(raw)
     except ValueError:
         raise PayloadError("body is not valid JSON", field="body") from None
+    except RecursionError:
+        raise PayloadError("body is nested too deeply", field="body") from None
     if not isinstance(body, dict):
         raise PayloadError("body must be a JSON object", field="body")
     return body

@@ -121,7 +121,9 @@ async def status_json(request: web.Request) -> web.Response:
 
 async def status_html(request: web.Request) -> web.Response:
     doc = await status_document(request.app)
-    return web.Response(text=_PAGE.render(doc=doc, labels=_LABEL), content_type="text/html")
+    return web.Response(text=_PAGE.render(doc=doc, labels=_LABEL), content_type="text/html", headers={
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; "
+                                   "base-uri 'none'; form-action 'none'"})
 
 
 def setup_status_routes(app: web.Application) -> None:

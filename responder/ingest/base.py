@@ -62,7 +62,8 @@ class IngestAdapter(ABC):
 
 
 def constant_time_equal(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
+    # header values that were not UTF-8 arrive with surrogate escapes: compare their original bytes, not fail
+    return hmac.compare_digest(a.encode("utf-8", "surrogateescape"), b.encode("utf-8", "surrogateescape"))
 
 
 def load_json(body: bytes) -> Any:
@@ -73,6 +74,8 @@ def load_json(body: bytes) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadError(f"body is not valid JSON: {exc}", field="body") from None
+    except RecursionError:
+        raise PayloadError("body is nested too deeply", field="body") from None
 
 
 def dig(obj: Any, path: str, *, required: bool = True, kind: type | tuple[type, ...] | None = None) -> Any:

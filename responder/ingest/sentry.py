@@ -8,7 +8,9 @@ and unknown resources are acknowledged with no events. A body without the header
 
 Signature: with `client_secret` set, `Sentry-Hook-Signature` must be the lowercase hex
 HMAC-SHA256 of the raw body. The legacy plugin signs nothing, so it needs `client_secret` unset
-(protect it with the secret path token instead).
+(protect it with the secret path token instead). Sentry signs no timestamp (Sentry-Hook-Timestamp is not
+covered by the signature), so no replay window can be enforced: a replayed delivery carries the same
+delivery id and is recognised as a duplicate (tests/security/test_signatures.py).
 
 Metric alert value: Sentry sends no number, only `description_text`, built by
 `get_incident_status_text` as "<value><agg text> in the last <window>", e.g. "1520 events in the
