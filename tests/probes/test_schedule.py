@@ -126,7 +126,9 @@ async def test_reload_adds_removes_and_reschedules_without_a_restart(health: Hea
 
 
 async def test_concurrency_is_bounded_per_replica(health: HealthServer, redis_url: str) -> None:
-    many = "probes:\n" + "".join(f"  - id: p{i}\n    http: {{url: \"{health.url}\"}}\n" for i in range(6))
+    # every: 1h keeps the replica's own schedule from firing one of them during the test
+    many = "probes:\n" + "".join(f"  - id: p{i}\n    every: 1h\n    http: {{url: \"{health.url}\"}}\n"
+                                  for i in range(6))
     health.delay = 0.5  # long enough that two checks overlap even on a loaded machine
     async with replica(redis_url, parse(many), "r0", ProbeSettings(max_concurrent=2)) as service:
         runs = await asyncio.gather(*(service.tick(f"p{i}") for i in range(6)))
