@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
 from aiohttp import web
 
 from responder.config.loader import secret_values
-from responder.errors import IngestError, StoreUnavailable
+from responder.errors import IngestError, PayloadError, StoreUnavailable
 from responder.keys import CONFIG
 from responder.logs import get_logger, redact_text
 from responder.observability import report_exception
@@ -88,3 +90,21 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
         raise
     _secure(request, response.headers)
     return response
+
+
+async def read_json_object(request: web.Request, *, required: bool = False) -> dict[str, Any]:
+    """The request's JSON object body; an empty body is `{}` unless `required`. Anything else is a 400 naming it."""
+    raw = await request.read()
+    if not raw.strip():
+        if required:
+            raise PayloadError("a JSON object is required", field="body")
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise PayloadError("body is not valid JSON", field="body") from None
+    except RecursionError:
+        raise PayloadError("body is nested too deeply", field="body") from None
+    if not isinstance(body, dict):
+        raise PayloadError("body must be a JSON object", field="body")
+    return body

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 from pydantic import SecretStr
 
+from responder.api.errors import read_json_object
 from responder.errors import IngestError, PayloadError
 from responder.incidents.model import IncidentState
 from responder.incidents.service import IncidentNotFound
@@ -91,24 +91,9 @@ async def get_incident(request: web.Request) -> web.Response:
                               "runs": await _runs(request, incident_id)})
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise PayloadError("body is not valid JSON", field="body") from None
-    except RecursionError:
-        raise PayloadError("body is nested too deeply", field="body") from None
-    if not isinstance(body, dict):
-        raise PayloadError("body must be a JSON object", field="body")
-    return body
-
-
 async def change_incident(request: web.Request) -> web.Response:
     actor = require_token(request, "write")
-    body = await _body(request)
+    body = await read_json_object(request)
     who = body.get("actor")
     if who is not None and not isinstance(who, str):
         raise PayloadError("actor must be a string", field="actor")
@@ -135,7 +120,7 @@ async def change_incident(request: web.Request) -> web.Response:
 async def run_playbook(request: web.Request) -> web.Response:
     """Start a playbook for an incident by hand: {"playbook": id, "dry_run": bool, "actor": name}."""
     actor = require_token(request, "write")
-    body = await _body(request)
+    body = await read_json_object(request)
     playbook = body.get("playbook")
     if not isinstance(playbook, str) or not playbook:
         raise PayloadError("playbook is required (a playbook id)", field="playbook")

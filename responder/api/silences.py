@@ -8,11 +8,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
+from responder.api.errors import read_json_object
 from responder.api.incidents import require_token
 from responder.engine.silences import SilenceError, SilenceNotFound, SilenceReadOnly
 from responder.errors import PayloadError
@@ -21,23 +21,6 @@ from responder.keys import SERVICES
 __all__ = ["setup_silence_routes"]
 
 _STATES = ("active", "scheduled", "expired")
-
-
-async def _json_object(request: web.Request, *, required: bool) -> dict[str, Any]:
-    raw = await request.read()
-    if not raw.strip():
-        if required:
-            raise PayloadError("a JSON object is required", field="body")
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise PayloadError("body is not valid JSON", field="body") from None
-    except RecursionError:
-        raise PayloadError("body is nested too deeply", field="body") from None
-    if not isinstance(body, dict):
-        raise PayloadError("body must be a JSON object", field="body")
-    return body
 
 
 def _who(body: dict[str, Any], name: str, default: str) -> str:
@@ -75,7 +58,7 @@ async def get_silence(request: web.Request) -> web.Response:
 
 async def create_silence(request: web.Request) -> web.Response:
     actor = require_token(request, "write")
-    body = await _json_object(request, required=True)
+    body = await read_json_object(request, required=True)
     created_by = _who(body, "created_by", actor)
     service = request.app[SERVICES].silences
     try:
@@ -87,7 +70,7 @@ async def create_silence(request: web.Request) -> web.Response:
 
 async def expire_silence(request: web.Request) -> web.Response:
     actor = require_token(request, "write")
-    body = await _json_object(request, required=False)
+    body = await read_json_object(request, required=False)
     unknown = sorted(set(body) - {"actor"})
     if unknown:
         raise PayloadError("unknown field", field=unknown[0], status=422)
