@@ -36,7 +36,6 @@ The dedup-key index is written by the worker when a `pagerduty.*` step lands on 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -46,6 +45,7 @@ from responder.errors import ActionError, RetryableActionError
 from responder.events import Event
 from responder.incidents.model import Incident, IncidentState, TimelineEntry
 from responder.incidents.service import IncidentNotFound, IncidentService
+from responder.incidents.timeline_worker import TimelineWorker
 from responder.logs import get_logger, redact_text
 from responder.observability import report_exception
 from responder.store.pagerduty import PagerDutyLinks
@@ -75,29 +75,19 @@ class _Job:
     cause: str  # the actor whose change this follows
 
 
-class PagerDutySync:
+class PagerDutySync(TimelineWorker[_Job]):
+    name = "pagerduty-sync"
+
     def __init__(self, incidents: IncidentService, state: ProviderState, links: PagerDutyLinks,
                  provider: PagerDutyProvider | None, *, max_queue: int = 1000, attempts: int = 3,
                  backoff_seconds: float = 1.0, max_wait_seconds: float = 30.0) -> None:
-        self.incidents = incidents
+        super().__init__(incidents, max_queue=max_queue)
         self.state = state
         self.links = links
         self.provider = provider
         self.attempts = max(1, attempts)
         self.backoff_seconds = backoff_seconds
         self.max_wait_seconds = max_wait_seconds
-        self.queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=max_queue)
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
-
-    # -- wiring ------------------------------------------------------------------------------------
-    def attach(self) -> None:
-        if self.on_timeline not in self.incidents.on_timeline:
-            self.incidents.on_timeline.append(self.on_timeline)
-
-    def detach(self) -> None:
-        with contextlib.suppress(ValueError):
-            self.incidents.on_timeline.remove(self.on_timeline)
 
     async def before_rules(self, event: Event) -> None:
         """Evaluator hook: a PagerDuty event updates its incident first, then the rules see it.
@@ -114,32 +104,8 @@ class PagerDutySync:
         except Exception as exc:
             report_exception(exc, event_id=event.id)
 
-    def start(self) -> None:
-        if self._task is None:
-            self._closing = False
-            self._task = asyncio.get_running_loop().create_task(self._work(), name="pagerduty-sync")
-
-    async def flush(self) -> None:
-        """Wait until everything queued so far was sent (or dropped)."""
-        await self.queue.join()
-
-    async def close(self, drain_seconds: float = 5.0) -> None:
-        self.detach()
-        self._closing = True
-        task, self._task = self._task, None
-        if task is None:
-            return
-        try:
-            async with asyncio.timeout(drain_seconds):
-                await self.queue.join()
-        except TimeoutError:
-            log.warning("pagerduty sync stopped with work still queued", dropped=self.queue.qsize())
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
     # -- outbound: the listener --------------------------------------------------------------------
-    def _job_for(self, incident: Incident, entry: TimelineEntry, state_changed: bool) -> _Job | None:
+    def job_for(self, incident: Incident, entry: TimelineEntry, state_changed: bool) -> _Job | None:
         if entry.kind == "step" and entry.text.startswith("pagerduty."):
             return _Job("index", incident, entry.actor)
         if self.provider is None or entry.actor.startswith(PAGERDUTY_ACTOR):
@@ -151,30 +117,11 @@ class PagerDutySync:
             return _Job("acknowledge", incident, entry.actor)
         return None
 
-    async def on_timeline(self, incident: Incident, entry: TimelineEntry, state_changed: bool) -> None:
-        if self._closing:
-            return
-        job = self._job_for(incident, entry, state_changed)
-        if job is None:
-            return
-        try:
-            self.queue.put_nowait(job)
-        except asyncio.QueueFull:
-            log.warning("pagerduty sync queue full, dropped", incident_id=incident.id, kind=job.kind)
+    def failed(self, job: _Job, exc: Exception) -> None:
+        log.warning("pagerduty sync failed", incident_id=job.incident.id, kind=job.kind,
+                    error=self._clean(f"{exc.__class__.__name__}: {exc}")[:300])
 
-    # -- outbound: the worker ----------------------------------------------------------------------
-    async def _work(self) -> None:
-        while True:
-            job = await self.queue.get()
-            try:
-                await self._apply(job)
-            except Exception as exc:  # never let one bad job stop the worker
-                log.warning("pagerduty sync failed", incident_id=job.incident.id, kind=job.kind,
-                            error=self._clean(f"{exc.__class__.__name__}: {exc}")[:300])
-            finally:
-                self.queue.task_done()
-
-    async def _apply(self, job: _Job) -> None:
+    async def apply(self, job: _Job) -> None:
         stored = await self.state.get(job.incident.id, STATE)
         dedup = stored.get("dedup_key")
         if not dedup:

@@ -18,8 +18,6 @@ change re-renders the whole message anyway.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from dataclasses import dataclass
 
 from responder.actions.slack import SlackProvider
@@ -27,6 +25,7 @@ from responder.actions.slack_message import render_reply
 from responder.errors import ActionError
 from responder.incidents.model import Incident, TimelineEntry
 from responder.incidents.service import IncidentNotFound, IncidentService
+from responder.incidents.timeline_worker import TimelineWorker
 from responder.logs import get_logger, redact_text
 from responder.store.provider_state import ProviderState
 
@@ -44,51 +43,14 @@ class _Change:
     state_changed: bool
 
 
-class SlackSync:
+class SlackSync(TimelineWorker[_Change]):
+    name = "slack-sync"
+
     def __init__(self, provider: SlackProvider, incidents: IncidentService, state: ProviderState, *,
                  max_queue: int = 1000) -> None:
+        super().__init__(incidents, max_queue=max_queue)
         self.provider = provider
-        self.incidents = incidents
         self.state = state
-        self.queue: asyncio.Queue[_Change] = asyncio.Queue(maxsize=max_queue)
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
-
-    # -- wiring ------------------------------------------------------------------------------------
-    def attach(self) -> None:
-        """Listen to every timeline entry of the incident service."""
-        if self.on_timeline not in self.incidents.on_timeline:
-            self.incidents.on_timeline.append(self.on_timeline)
-
-    def detach(self) -> None:
-        with contextlib.suppress(ValueError):
-            self.incidents.on_timeline.remove(self.on_timeline)
-
-    def start(self) -> None:
-        """Start the worker (call from inside the running event loop)."""
-        if self._task is None:
-            self._closing = False
-            self._task = asyncio.get_running_loop().create_task(self._work(), name="slack-sync")
-
-    async def flush(self) -> None:
-        """Wait until everything queued so far was sent (or dropped)."""
-        await self.queue.join()
-
-    async def close(self, drain_seconds: float = 5.0) -> None:
-        """Stop listening, give the queue up to `drain_seconds` to drain, then stop the worker."""
-        self.detach()
-        self._closing = True
-        task, self._task = self._task, None
-        if task is None:
-            return
-        try:
-            async with asyncio.timeout(drain_seconds):
-                await self.queue.join()
-        except TimeoutError:
-            log.warning("slack sync stopped with updates still queued", dropped=self.queue.qsize())
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
     # -- the listener ------------------------------------------------------------------------------
     @staticmethod
@@ -98,26 +60,13 @@ class SlackSync:
             return False
         return not (entry.kind == "step" and entry.text.startswith("slack."))
 
-    async def on_timeline(self, incident: Incident, entry: TimelineEntry, state_changed: bool) -> None:
-        if self._closing or not (state_changed or self.threaded(entry)):
-            return
-        try:
-            self.queue.put_nowait(_Change(incident, entry, state_changed))
-        except asyncio.QueueFull:
-            log.warning("slack sync queue full, update dropped", incident_id=incident.id)
+    def job_for(self, incident: Incident, entry: TimelineEntry, state_changed: bool) -> _Change | None:
+        return _Change(incident, entry, state_changed) if state_changed or self.threaded(entry) else None
 
-    # -- the worker --------------------------------------------------------------------------------
-    async def _work(self) -> None:
-        while True:
-            change = await self.queue.get()
-            try:
-                await self._apply(change)
-            except Exception as exc:  # never let one bad update stop the worker
-                self._failed("sync", change, exc)
-            finally:
-                self.queue.task_done()
+    def failed(self, job: _Change, exc: Exception) -> None:
+        self._failed("sync", job, exc)
 
-    async def _apply(self, change: _Change) -> None:
+    async def apply(self, change: _Change) -> None:
         stored = await self.state.get(change.incident.id, STATE)
         if not (stored.get("ts") and stored.get("channel")):  # no message posted (yet): nothing to keep in sync
             return
