@@ -4,7 +4,8 @@
     ├── ConfigError            configuration could not be loaded (carries the problems)
     ├── IngestError            a webhook was refused: HTTP status + the field at fault
     │   ├── PayloadError       400/415/413/422: body malformed, wrong type, field missing
-    │   └── SignatureError     401: missing or bad signature / token
+    │   ├── SignatureError     401: missing or bad signature / token
+    │   └── RateLimited        429: over a webhook rate limit (with Retry-After)
     ├── StoreUnavailable       Redis is not reachable
     └── ActionError            a playbook step failed
         ├── RetryableActionError   network error, 5xx, 429: the runner may try again
@@ -21,6 +22,7 @@ __all__ = [
     "IngestError",
     "PayloadError",
     "PermanentActionError",
+    "RateLimited",
     "ResponderError",
     "RetryableActionError",
     "SignatureError",
@@ -41,14 +43,16 @@ class ConfigError(ResponderError):
 
 
 class IngestError(ResponderError):
-    """A webhook was refused; rendered as `{"error": message, "field": field}` with `status`."""
+    """A webhook was refused; rendered as `{"error": message, "field": field}` with `status` (and `headers`)."""
 
     status = 400
 
-    def __init__(self, message: str, field: str | None = None, status: int | None = None) -> None:
+    def __init__(self, message: str, field: str | None = None, status: int | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.headers = headers or {}
         if status is not None:
             self.status = status
 
@@ -61,6 +65,16 @@ class SignatureError(IngestError):
     """The request's signature or token is missing or wrong."""
 
     status = 401
+
+
+class RateLimited(IngestError):
+    """Over a webhook rate limit: 429 with `Retry-After` (whole seconds, at least 1); `field` names the limit."""
+
+    status = 429
+
+    def __init__(self, message: str, field: str, retry_after: int) -> None:
+        super().__init__(message, field, headers={"Retry-After": str(max(1, retry_after))})
+        self.retry_after = max(1, retry_after)
 
 
 class StoreUnavailable(ResponderError):

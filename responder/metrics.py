@@ -17,6 +17,12 @@ class Metrics:
                                         ["source"], registry=r)
         self.webhooks_rejected = Counter("responder_webhooks_rejected", "Webhooks refused, by source and status",
                                          ["source", "status"], registry=r)
+        self.webhooks_rate_limited = Counter("responder_webhooks_rate_limited", "Webhooks refused (429) by a rate "
+                                             "limit, by source and the limit's scope (ip, source)",
+                                             ["source", "scope"], registry=r)
+        self.rate_limit_local = Counter("responder_rate_limit_local_decisions", "Rate-limit checks decided in "
+                                        "process because Redis did not answer (limits then hold per replica)",
+                                        registry=r)
         self.events_processed = Counter("responder_events_processed", "Events evaluated by the engine", registry=r)
         self.rule_evaluations = Counter("responder_rule_evaluations", "Rule evaluations", ["rule"], registry=r)
         self.rule_firings = Counter("responder_rule_firings", "Rules that fired", ["rule"], registry=r)

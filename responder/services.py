@@ -11,7 +11,8 @@ from responder.actions.base import ActionProvider, ProviderDeps, VendorConfig
 from responder.actions.pagerduty import PagerDutyProvider
 from responder.actions.slack import SlackProvider
 from responder.chatops.service import ChatOps, build_chatops
-from responder.clock import Clock
+from responder.clientip import ClientAddress
+from responder.clock import Clock, to_ms
 from responder.config.loader import LoadedConfig, secret_values
 from responder.engine.consumer import EngineConsumer
 from responder.engine.evaluator import Evaluator
@@ -22,6 +23,7 @@ from responder.incidents.service import IncidentService
 from responder.incidents.slack_sync import SlackSync
 from responder.ingest import ADAPTERS
 from responder.ingest.base import IngestAdapter
+from responder.ingest.ratelimit import WebhookLimiter
 from responder.logs import get_logger
 from responder.metrics import Metrics
 from responder.playbooks.runner import PlaybookRunner
@@ -32,6 +34,7 @@ from responder.store.keys import Keys
 from responder.store.pagerduty import PagerDutyLinks
 from responder.store.probes import ProbeStore
 from responder.store.provider_state import ProviderState
+from responder.store.ratelimit import TokenBuckets
 from responder.store.redis import Redis
 from responder.store.rulestate import RuleStateStore
 from responder.store.runs import RunStore
@@ -91,6 +94,8 @@ class Services:
     pagerduty_sync: PagerDutySync | None = None
     #: Slack slash commands, buttons, approvals and the audit log
     chatops: ChatOps = field(kw_only=True)
+    #: webhook rate limits (ingest.rate_limits), checked before a webhook's body is read
+    rate_limits: WebhookLimiter = field(kw_only=True)
 
     @classmethod
     def build(cls, loaded: LoadedConfig, redis: Redis, http: aiohttp.ClientSession, clock: Clock, metrics: Metrics,
@@ -130,5 +135,11 @@ class Services:
         chatops = build_chatops(loaded, redis=redis, keys=keys, http=http, clock=clock, incidents=incidents,
                                 runner=runner, runs=runs, status=status, providers=providers.ready,
                                 planners=providers.planners, silences=silences)
+        limits = cfg.ingest.rate_limits
+        rate_limits = WebhookLimiter(
+            limits, ClientAddress(tuple(cfg.server.trusted_proxies), cfg.server.client_ip_header),
+            TokenBuckets(redis, now_ms=lambda: to_ms(clock.now()), timeout=limits.store_timeout.total_seconds()),
+            keys, metrics)
         return cls(keys, events, incidents, status, runs, runner, evaluator, consumer, adapters, providers.missing,
-                   probes, slack_sync, pagerduty_sync=pagerduty_sync, silences=silences, chatops=chatops)
+                   probes, slack_sync, pagerduty_sync=pagerduty_sync, silences=silences, chatops=chatops,
+                   rate_limits=rate_limits)

@@ -94,12 +94,19 @@ def write_config(root: Path, files: dict[str, str]) -> Path:
     return root / "responder.yaml"
 
 
+#: responder.yaml of make_config unless a test writes its own
+TEST_RESPONDER_YAML = "ingest: {rate_limits: {per_ip: {requests: 1000000, per: 1m}}}\n"
+
+
 @pytest.fixture
 def make_config(tmp_path: Path) -> Callable[..., LoadedConfig]:
-    """Write responder.yaml + rules/ + playbooks/ into a temp folder and load them."""
+    """Write responder.yaml + rules/ + playbooks/ into a temp folder and load them.
+
+    The default responder.yaml raises the per-IP webhook limit (100/min by default) out of reach: tests send many
+    webhooks from 127.0.0.1 on a clock that hardly moves. tests/security/test_rate_limits.py tests the default."""
 
     def make(files: dict[str, str], env: dict[str, str] | None = None) -> LoadedConfig:
-        files = {"responder.yaml": "{}\n", **files}
+        files = {"responder.yaml": TEST_RESPONDER_YAML, **files}
         return load_config(write_config(tmp_path, files), env=env or {})
 
     return make

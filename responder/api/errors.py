@@ -44,7 +44,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except IngestError as exc:  # messages may quote what was sent, e.g. a token pasted into the wrong place
-        return json_error(exc.status, _redact(request, exc.message), exc.field and _redact(request, exc.field))
+        return json_error(exc.status, _redact(request, exc.message), exc.field and _redact(request, exc.field),
+                          headers=exc.headers or None)
     except web.HTTPRequestEntityTooLarge:
         return json_error(413, f"request body is larger than {request.client_max_size} bytes", "body")
     except web.RequestPayloadError:  # the body's framing broke off (e.g. a malformed chunked encoding)

@@ -50,7 +50,8 @@ class _AppClock(SlackClock):
 
 
 async def _verified_form(request: web.Request) -> dict[str, str]:
-    """The form fields of a request Slack signed; raises IngestError (404, 401, 415, 400) otherwise."""
+    """The form fields of a request Slack signed; raises IngestError (429, 404, 401, 415, 400) otherwise."""
+    await request.app[SERVICES].rate_limits.check(request, "slack")  # counts its own refusals
     try:
         return await _verify(request)
     except IngestError as exc:

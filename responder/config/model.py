@@ -17,12 +17,14 @@ from responder.actions.slack import SlackConfig
 from responder.actions.statuspage import StatuspageConfig
 from responder.actions.vercel import VercelConfig
 from responder.chatops.config import ChatOpsConfig
+from responder.clientip import Cidrs
 from responder.config.base import Duration, StrictModel
 from responder.engine.recorder import RecordConfig
 from responder.engine.silences import ConfiguredSilences
 from responder.ingest.alertmanager import AlertmanagerConfig
 from responder.ingest.grafana import GrafanaConfig
 from responder.ingest.pagerduty import PagerDutyWebhookConfig
+from responder.ingest.ratelimit import RateLimitsConfig
 from responder.ingest.sentry import SentryConfig
 from responder.ingest.uptimerobot import UptimeRobotConfig
 from responder.probes.model import ProbeSettings
@@ -53,6 +55,14 @@ class ServerConfig(StrictModel):
     public_url: str | None = Field(default=None, description="how people reach this daemon (links in messages)")
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="larger webhook bodies are refused (413)")
     api_tokens: ApiTokens = Field(default_factory=ApiTokens)
+    trusted_proxies: Cidrs = Field(
+        default_factory=list, description="the proxies in front of responder (ingress, load balancer), as CIDRs: "
+        "only from these is `client_ip_header` believed (the client's address for rate limits); empty: the TCP "
+        "peer is the client")
+    client_ip_header: str = Field(
+        default="X-Forwarded-For", pattern=r"^[A-Za-z0-9-]+$",
+        description="where a trusted proxy names the client: X-Forwarded-For (read from the right, past the "
+        "trusted hops) or a header the proxy sets alone, such as Fly-Client-IP or X-Real-IP")
 
 
 class RedisConfig(StrictModel):
@@ -70,6 +80,8 @@ class IngestConfig(StrictModel):
     alertmanager: AlertmanagerConfig = Field(default_factory=AlertmanagerConfig)
     uptimerobot: UptimeRobotConfig = Field(default_factory=UptimeRobotConfig)
     pagerduty: PagerDutyWebhookConfig = Field(default_factory=PagerDutyWebhookConfig)
+    rate_limits: RateLimitsConfig = Field(default_factory=RateLimitsConfig, description="token buckets per client "
+                                          "address and per source, shared by the replicas through Redis")
 
 
 class ProvidersConfig(StrictModel):

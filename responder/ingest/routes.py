@@ -24,6 +24,7 @@ async def receive(request: web.Request) -> web.Response:
                            field="source", status=404)
     if request.method == "GET" and not adapter.accepts_get:
         raise web.HTTPMethodNotAllowed("GET", ["POST"])
+    await services.rate_limits.check(request, source)  # before the body is read: a flood costs little
     try:
         body = await request.read()
         if body and request.content_type not in adapter.content_types:

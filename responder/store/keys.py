@@ -1,6 +1,6 @@
 """Every Redis key, stream and group name, in one place.
 
-Keys carry a hash tag per domain ({ev}, {eng}, {inc}, {pb}, {st}, {pr}) so every multi-key script
+Keys carry a hash tag per domain ({ev}, {eng}, {inc}, {pb}, {st}, {pr}, {hb}, ...) so every multi-key script
 touches a single slot and runs unchanged on Redis Cluster.
 """
 
@@ -122,3 +122,11 @@ class Keys:
 
     def slack_replay(self, signature: str) -> str:
         return f"{self.prefix}:{{au}}:slack-replay:{_digest(signature)}"
+
+    # webhook rate limits: token buckets per client address and per source, all in one slot ({rl}), so one
+    # script takes a request's buckets (and a whole batch of requests') on a Redis Cluster too
+    def rate_limit_ip(self, address: str) -> str:
+        return f"{self.prefix}:{{rl}}:ip:{address}"
+
+    def rate_limit_source(self, source: str) -> str:
+        return f"{self.prefix}:{{rl}}:source:{source}"

@@ -181,7 +181,9 @@ class Group:
         self.prefix = f"chaos-{uuid.uuid4().hex[:8]}-{index}"  # a fresh key space: old incidents never match
         self.config = write_config(self.root, {
             "responder.yaml": (f"server: {{host: 127.0.0.1}}\nredis: {{prefix: {self.prefix}}}\n"
-                               f"engine: {{tick: {tick}, run_lease: {lease}, claim_idle: {lease}}}\n"),
+                               f"engine: {{tick: {tick}, run_lease: {lease}, claim_idle: {lease}}}\n"
+                               # trials send webhooks from 127.0.0.1 back to back: never rate limited
+                               "ingest: {rate_limits: {per_ip: {requests: 1000000, per: 1m}}}\n"),
             "rules/chaos.yaml": RULES, "playbooks/chaos.yaml": PLAYBOOKS})
         self.replicas: list[Replica] = []
         self.spawned = 0
