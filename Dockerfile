@@ -35,7 +35,8 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 responder \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
-       --shell /usr/sbin/nologin responder
+       --shell /usr/sbin/nologin responder \
+    && install -d -o 10001 -g 10001 -m 0700 /var/lib/responder
 COPY --from=build /opt/venv /opt/venv
 COPY responder.yaml /etc/responder/responder.yaml
 COPY rules/ /etc/responder/rules/
@@ -46,7 +47,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     RESPONDER_CONFIG=/etc/responder/responder.yaml \
-    RESPONDER_HOST=0.0.0.0
+    RESPONDER_HOST=0.0.0.0 \
+    XDG_STATE_HOME=/var/lib/responder
+# The outage spool (webhooks accepted while Redis is unreachable) is written under $XDG_STATE_HOME: keep it
+# on a volume so that a restart replays what it holds.
+VOLUME ["/var/lib/responder"]
 WORKDIR /opt/responder
 USER 10001:10001
 EXPOSE 8080

@@ -8,6 +8,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -24,8 +25,10 @@ from responder.api.status_page import setup_status_routes
 from responder.chatops.slack_routes import setup_chatops_routes
 from responder.clock import Clock, SystemClock
 from responder.config.loader import LoadedConfig, secret_values
+from responder.heartbeat import Heartbeat
 from responder.ingest.routes import setup_ingest_routes
-from responder.keys import CLOCK, CONFIG, HTTP, METRICS, REDIS, SERVICES
+from responder.ingest.spool import Spool, default_spool_dir
+from responder.keys import CLOCK, CONFIG, HEARTBEAT, HTTP, METRICS, REDIS, SERVICES
 from responder.logs import get_logger
 from responder.metrics import Metrics
 from responder.observability import init_sentry, shutdown_sentry
@@ -83,7 +86,7 @@ def create_app(loaded: LoadedConfig, *, env: Mapping[str, str] | None = None, cl
             yield
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
-        async with _services(app, loaded, name, background=background, external=bool(redis_url)):
+        async with _services(app, loaded, name, background=background, external=bool(redis_url), env=env):
             yield
 
     async def probes_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -91,7 +94,23 @@ def create_app(loaded: LoadedConfig, *, env: Mapping[str, str] | None = None, cl
         async with app[SERVICES].probes.running(schedule=background):
             yield
 
-    app.cleanup_ctx.extend([sentry_ctx, redis_ctx, http_ctx, services_ctx, probes_ctx])
+    async def heartbeat_ctx(app: web.Application) -> AsyncIterator[None]:
+        # the dead-man switch: built whenever heartbeat.url is set, its loop runs only with `background`
+        if not cfg.heartbeat.enabled:
+            if cfg.heartbeat.url is not None and background:
+                log.warning("HEARTBEAT OFF: heartbeat.url is empty, so nothing notices if this daemon stops evaluating",
+                            hint="set it (an unset ${VAR:-} leaves it empty)")
+            yield
+            return
+        services = app[SERVICES]
+        heartbeat = Heartbeat(cfg.heartbeat, app[REDIS], services.keys, app[HTTP], app[CLOCK], app[METRICS],
+                              owner=name, engine=services.consumer)
+        app[HEARTBEAT] = heartbeat
+        async with heartbeat.running(background=background):
+            yield
+
+    app.cleanup_ctx.extend([sentry_ctx, redis_ctx, http_ctx, services_ctx, heartbeat_ctx, probes_ctx])
+    app.on_shutdown.append(_begin_shutdown)
     setup_ingest_routes(app)
     setup_incident_routes(app)
     setup_postmortem_routes(app)
@@ -105,12 +124,32 @@ def create_app(loaded: LoadedConfig, *, env: Mapping[str, str] | None = None, cl
     return app
 
 
+def _open_spool(loaded: LoadedConfig, env: Mapping[str, str]) -> Spool | None:
+    """This process's slot of the outage spool, or None (disabled, or its directory cannot be used)."""
+    cfg = loaded.config.spool
+    if not cfg.enabled:
+        log.warning("the outage spool is disabled: while Redis is unreachable, webhooks are refused with 503")
+        return None
+    base = loaded.path.parent if loaded.path else Path.cwd()
+    directory = (base / cfg.dir) if cfg.dir else default_spool_dir(dict(env)) / loaded.config.redis.prefix
+    spool = Spool(directory, max_bytes=cfg.max_bytes, retry_after=cfg.retry_after.total_seconds())
+    try:
+        spool.open()
+    except OSError as exc:
+        log.error("the outage spool cannot be used: while Redis is unreachable, webhooks are refused with 503",
+                  directory=str(directory), error=f"{exc.__class__.__name__}: {exc.strerror or exc}")
+        return None
+    log.info("outage spool ready", directory=str(directory), slot=spool.slot.number, max_bytes=cfg.max_bytes)
+    return spool
+
+
 @contextlib.asynccontextmanager
 async def _services(app: web.Application, loaded: LoadedConfig, name: str, *, background: bool,
-                    external: bool) -> AsyncIterator[None]:
+                    external: bool, env: Mapping[str, str]) -> AsyncIterator[None]:
     """Build the services, start the consumer and tick loops, and stop them (and runs in flight) after."""
+    spool = _open_spool(loaded, env) if external else None  # the embedded store cannot become unreachable
     services = Services.build(loaded, app[REDIS], app[HTTP], app[CLOCK], app[METRICS], consumer_name=name,
-                              embedded=not external)
+                              embedded=not external, spool=spool)
     app[SERVICES] = services
     for source, adapter in services.adapters.items():
         if not adapter.verifies:
@@ -123,27 +162,61 @@ async def _services(app: web.Application, loaded: LoadedConfig, name: str, *, ba
         services.slack_sync.start()
     if services.pagerduty_sync is not None:
         services.pagerduty_sync.start()
+    if spool is not None:  # replays whatever an outage (or a crash during one) left, whenever Redis answers
+        tasks.append(asyncio.create_task(services.intake.replay_forever(), name="spool-replay"))
     if background:
         await services.events.ensure_group(services.keys.engine_group)
-        tasks = [asyncio.create_task(services.consumer.run(), name="engine-consumer"),
+        tasks += [asyncio.create_task(services.consumer.run(), name="engine-consumer"),
                  asyncio.create_task(services.consumer.run_ticks(), name="engine-tick")]
     log.info("responder started", rules=len(loaded.rules), playbooks=len(loaded.playbooks),
              redis="external" if external else "embedded", consumer=name)
     try:
         yield
     finally:
-        await services.chatops.close()  # commands and clicks in flight first: they may start runs
-        for task in tasks:
+        await _stop(services, tasks, spool, loaded.config.server.shutdown_timeout.total_seconds())
+
+
+async def _begin_shutdown(app: web.Application) -> None:
+    """on_shutdown (SIGTERM; the listening sockets are already closed): read no new events and start no new
+    step while aiohttp finishes the requests in flight; the cleanup below waits for the rest."""
+    services = app.get(SERVICES)
+    if services is not None:
+        services.shutdown_started = asyncio.get_running_loop().time()
+        services.consumer.stop()
+        services.runner.stopping = True
+        log.info("shutting down: finishing what is in hand",
+                 deadline_s=app[CONFIG].config.server.shutdown_timeout.total_seconds())
+
+
+async def _stop(services: Services, tasks: list[asyncio.Task[None]], spool: Spool | None,
+                grace: float) -> None:
+    """Within `grace` seconds of the shutdown's start: the event and tick in hand finish, runs finish their
+    step or are handed back (lease released), then everything else closes."""
+    loop = asyncio.get_running_loop()
+    deadline = (services.shutdown_started or loop.time()) + grace
+    services.consumer.stop()
+    services.runner.stopping = True
+    await services.chatops.close()  # commands and clicks in flight first: they may start runs
+    engine = [t for t in tasks if t.get_name() != "spool-replay"]
+    for task in tasks:
+        if task not in engine:
+            task.cancel()  # the spool's offset only moves after an append: replay resumes where it stopped
+    if engine:
+        _done, late = await asyncio.wait(engine, timeout=max(0.0, deadline - loop.time()))
+        for task in late:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for task in list(services.runner.tasks):
-            task.cancel()
-        await asyncio.gather(*services.runner.tasks, return_exceptions=True)
-        if services.pagerduty_sync is not None:  # before Slack: its timeline notes are threaded there
-            await services.pagerduty_sync.close()
-        if services.slack_sync is not None:
-            await services.slack_sync.close()
-        for built in [*services.runner.providers.values(), *services.runner.planners.values()]:
-            await built.aclose()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await services.runner.shutdown(grace=max(0.0, deadline - loop.time()))
+    if services.pagerduty_sync is not None:  # before Slack: its timeline notes are threaded there
+        await services.pagerduty_sync.close()
+    if services.slack_sync is not None:
+        await services.slack_sync.close()
+    if spool is not None:
+        if spool.active:
+            log.warning("stopping with webhooks in the outage spool that Redis does not have yet: the next process "
+                        "that opens this folder replays them", backlog=spool.backlog, directory=str(spool.directory))
+        await spool.close()
+    for built in [*services.runner.providers.values(), *services.runner.planners.values()]:
+        await built.aclose()
+    left = deadline - loop.time()
+    log.info("stopped" if left >= 0 else "stopped after the shutdown deadline", over_s=round(max(0.0, -left), 3))

@@ -104,7 +104,7 @@ def _serve(loaded: LoadedConfig, host: str, port: int, *, reuse_port: bool) -> N
     app = create_app(loaded)
     watch_sighup(app)  # SIGHUP re-reads the probe files
     web.run_app(app, host=host, port=port, print=None, access_log=None, reuse_port=reuse_port or None,
-                loop=event_loop())
+                loop=event_loop(), shutdown_timeout=loaded.config.server.shutdown_timeout.total_seconds())
 
 
 def _serve_workers(loaded: LoadedConfig, host: str, port: int, workers: int) -> int:

@@ -13,9 +13,10 @@ from responder.metrics import Metrics
 from responder.store.redis import Redis
 
 if TYPE_CHECKING:
+    from responder.heartbeat import Heartbeat
     from responder.services import Services
 
-__all__ = ["CLOCK", "CONFIG", "HTTP", "METRICS", "REDIS", "SERVICES"]
+__all__ = ["CLOCK", "CONFIG", "HEARTBEAT", "HTTP", "METRICS", "REDIS", "SERVICES"]
 
 CONFIG = web.AppKey("config", LoadedConfig)
 CLOCK = web.AppKey("clock", Clock)
@@ -23,3 +24,5 @@ METRICS = web.AppKey("metrics", Metrics)
 REDIS = web.AppKey("redis", Redis)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 SERVICES: web.AppKey[Services] = web.AppKey("services")
+#: the dead-man switch, when heartbeat.url is set
+HEARTBEAT: web.AppKey[Heartbeat] = web.AppKey("heartbeat")

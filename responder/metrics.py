@@ -23,6 +23,11 @@ class Metrics:
         self.rate_limit_local = Counter("responder_rate_limit_local_decisions", "Rate-limit checks decided in "
                                         "process because Redis did not answer (limits then hold per replica)",
                                         registry=r)
+        self.events_spooled = Counter("responder_events_spooled", "Events accepted into the outage spool while "
+                                      "Redis was unreachable", ["source"], registry=r)
+        self.spool_backlog = Gauge("responder_spool_backlog", "Webhooks in this process's outage spool that the "
+                                   "stream does not have yet", registry=r)
+        self.spool_bytes = Gauge("responder_spool_bytes", "Bytes in this process's outage spool", registry=r)
         self.events_processed = Counter("responder_events_processed", "Events evaluated by the engine", registry=r)
         self.rule_evaluations = Counter("responder_rule_evaluations", "Rule evaluations", ["rule"], registry=r)
         self.rule_firings = Counter("responder_rule_firings", "Rules that fired", ["rule"], registry=r)
@@ -36,3 +41,12 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300), registry=r)
         self.pipeline_errors = Counter("responder_pipeline_errors", "Unexpected errors inside the pipeline",
                                        ["stage"], registry=r)
+        # the dead-man switch: both gauges are set at scrape time from the engine consumer
+        self.last_evaluation_age = Gauge(
+            "responder_last_evaluation_age_seconds", "Seconds since this process's engine last finished a tick or "
+            "handled an event (since start when it has not yet)", registry=r)
+        self.last_evaluation_timestamp = Gauge(
+            "responder_last_evaluation_timestamp_seconds", "When this process's engine last finished a tick or "
+            "handled an event (Unix time; 0: not yet)", registry=r)
+        self.heartbeats = Counter("responder_heartbeats", "Heartbeat looks, by outcome: sent, fail_sent, error, "
+                                  "stale (withheld), claimed_elsewhere, store_unavailable", ["outcome"], registry=r)

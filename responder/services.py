@@ -24,6 +24,7 @@ from responder.incidents.slack_sync import SlackSync
 from responder.ingest import ADAPTERS
 from responder.ingest.base import IngestAdapter
 from responder.ingest.ratelimit import WebhookLimiter
+from responder.ingest.spool import Spool, SpooledIntake
 from responder.logs import get_logger
 from responder.metrics import Metrics
 from responder.playbooks.runner import PlaybookRunner
@@ -94,12 +95,16 @@ class Services:
     pagerduty_sync: PagerDutySync | None = None
     #: Slack slash commands, buttons, approvals and the audit log
     chatops: ChatOps = field(kw_only=True)
+    #: ingest's way into the stream: straight to Redis, or through the outage spool while Redis is unreachable
+    intake: SpooledIntake = field(kw_only=True)
     #: webhook rate limits (ingest.rate_limits), checked before a webhook's body is read
     rate_limits: WebhookLimiter = field(kw_only=True)
+    #: loop time at which a graceful shutdown (SIGTERM) began: its deadline counts from there
+    shutdown_started: float | None = field(default=None, kw_only=True)
 
     @classmethod
     def build(cls, loaded: LoadedConfig, redis: Redis, http: aiohttp.ClientSession, clock: Clock, metrics: Metrics,
-              *, consumer_name: str, embedded: bool = False) -> Services:
+              *, consumer_name: str, embedded: bool = False, spool: Spool | None = None) -> Services:
         cfg = loaded.config
         keys = Keys(cfg.redis.prefix)
         events = EventStream(redis, keys, maxlen=cfg.engine.stream_maxlen, dedup_ttl=cfg.engine.dedup_ttl)
@@ -142,4 +147,4 @@ class Services:
             keys, metrics)
         return cls(keys, events, incidents, status, runs, runner, evaluator, consumer, adapters, providers.missing,
                    probes, slack_sync, pagerduty_sync=pagerduty_sync, silences=silences, chatops=chatops,
-                   rate_limits=rate_limits)
+                   intake=SpooledIntake(events, spool, metrics=metrics), rate_limits=rate_limits)

@@ -43,7 +43,10 @@ async def test_embedded_default_runs_the_bundled_runbook(caplog: Any) -> None:
 
 
 async def test_readyz_is_503_when_redis_is_unreachable(make_config: Any) -> None:
-    loaded = make_config({"responder.yaml": "redis: {connect_timeout: 200ms, socket_timeout: 200ms, retries: 0}\n"})
+    """Without the outage spool (spool.enabled: false) an unreachable Redis means not ready and 503 + Retry-After;
+    with it, see tests/reliability/test_redis_outage.py."""
+    loaded = make_config({"responder.yaml": "redis: {connect_timeout: 200ms, socket_timeout: 200ms, retries: 0}\n"
+                                            "spool: {enabled: false}\n"})
     app = create_app(loaded, env={"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}, background=False)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         response = await client.get("/readyz")

@@ -214,6 +214,9 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None, 
         model, found = validate_doc(doc, ResponderConfig)
         problems += found
         config = model or config
+        if model is not None and model.heartbeat.enabled and model.heartbeat.max_evaluation_age <= model.engine.tick:
+            problems.append(doc.problem(("heartbeat", "max_evaluation_age"), "must exceed engine.tick: the engine "
+                                        "evaluates once per tick, so a shorter age would withhold every heartbeat"))
     if rules_dirs is not None:
         config = config.model_copy(update={"rules_dirs": rules_dirs})
     loaded = LoadedConfig(config=config, path=path)

@@ -21,11 +21,13 @@ from responder.clientip import Cidrs
 from responder.config.base import Duration, StrictModel
 from responder.engine.recorder import RecordConfig
 from responder.engine.silences import ConfiguredSilences
+from responder.heartbeat import HeartbeatConfig
 from responder.ingest.alertmanager import AlertmanagerConfig
 from responder.ingest.grafana import GrafanaConfig
 from responder.ingest.pagerduty import PagerDutyWebhookConfig
 from responder.ingest.ratelimit import RateLimitsConfig
 from responder.ingest.sentry import SentryConfig
+from responder.ingest.spool import SpoolConfig
 from responder.ingest.uptimerobot import UptimeRobotConfig
 from responder.probes.model import ProbeSettings
 
@@ -63,6 +65,10 @@ class ServerConfig(StrictModel):
         default="X-Forwarded-For", pattern=r"^[A-Za-z0-9-]+$",
         description="where a trusted proxy names the client: X-Forwarded-For (read from the right, past the "
         "trusted hops) or a header the proxy sets alone, such as Fly-Client-IP or X-Real-IP")
+    shutdown_timeout: Duration = Field(
+        default=timedelta(seconds=25), description="on SIGTERM: stop listening, finish requests, events and steps "
+        "in hand, hand unfinished runs back to the other replicas, and exit within this (Kubernetes waits 30s "
+        "before SIGKILL)")
 
 
 class RedisConfig(StrictModel):
@@ -164,4 +170,8 @@ class ResponderConfig(StrictModel):
                                          "windows (read-only at runtime; more through /api/v1/silences)")
     record: RecordConfig = Field(default_factory=RecordConfig, description="append every handled event to a "
                                  "JSONL file (`responder replay` reads it)")
+    spool: SpoolConfig = Field(default_factory=SpoolConfig, description="while Redis is unreachable, accepted "
+                               "webhooks wait in this on-disk spool and are replayed in order when it is back")
+    heartbeat: HeartbeatConfig = Field(default_factory=HeartbeatConfig, description="dead-man switch: a ping to "
+                                       "a Healthchecks-style URL or Slack webhook while the engine is evaluating")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

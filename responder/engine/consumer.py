@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from datetime import datetime
 
 from responder.clock import Clock
 from responder.config.model import EngineConfig
@@ -37,6 +39,12 @@ class EngineConsumer:
         self.block_ms = block_ms
         #: appends each handled event to a JSONL file (`record:` in responder.yaml); set by the services
         self.recorder: EventRecorder | None = None
+        #: set by stop(): run() and run_ticks() return after the event or tick in hand
+        self.stopping = False
+        self._stopped = asyncio.Event()
+        #: when a tick last finished or an event was last handled: the heartbeat and /metrics read it
+        self.started = clock.now()
+        self.last_evaluation: datetime | None = None
 
     async def process(self, delivery: Delivery) -> bool:
         """Handle one entry; True when it was acknowledged (done or dead-lettered)."""
@@ -58,6 +66,7 @@ class EngineConsumer:
         finally:
             unbind("event_id")
         await self.stream.ack(self.group, [delivery.message_id])
+        self.last_evaluation = self.clock.now()
         self.metrics.events_processed.inc()
         if self.recorder is not None:
             self.recorder.write(delivery.event)
@@ -77,23 +86,45 @@ class EngineConsumer:
         idle_ms = int(self.config.claim_idle.total_seconds() * 1000)
         for delivery in await self.stream.claim_stale(self.group, self.name, min_idle_ms=idle_ms):
             await self.process(delivery)
+        self.last_evaluation = self.clock.now()
+
+    async def poll_pending(self) -> int:
+        """Handle this consumer's own unacknowledged entries, oldest first (after a restart or an outage)."""
+        after, handled = "0", 0
+        while deliveries := await self.stream.read(self.group, self.name, pending=True, after=after):
+            for delivery in deliveries:
+                await self.process(delivery)
+            after = deliveries[-1].message_id
+            handled += len(deliveries)
+        return handled
+
+    def stop(self) -> None:
+        """Graceful stop: the loops finish the event or tick in hand and then return (no new reads)."""
+        self.stopping = True
+        self._stopped.set()
 
     async def run(self) -> None:
-        await self.stream.ensure_group(self.group)
-        await self.poll(pending=True)  # our own unacknowledged entries from before a restart
-        while True:
+        """Read and handle events until stopped. After the store was unreachable, the entries this consumer
+        had read but not finished come first, so each source's events are still handled in stream order."""
+        resume = True  # our own unacknowledged entries from before a restart or an outage go first
+        while not self.stopping:
             _raise_if_cancelling()
             try:
+                if resume:
+                    await self.stream.ensure_group(self.group)
+                    await self.poll_pending()
+                    resume = False
                 if not await self.poll(block_ms=self.block_ms) and not self.block_ms:
                     await asyncio.sleep(0.05)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
                 log.warning("event stream unavailable", error=exc.__class__.__name__)
+                resume = True
                 await asyncio.sleep(1)
 
     async def run_ticks(self) -> None:
-        while True:
+        while not self.stopping:
             _raise_if_cancelling()
             try:
                 await self.tick()
@@ -104,7 +135,8 @@ class EngineConsumer:
             except Exception as exc:
                 self.metrics.pipeline_errors.labels(stage="tick").inc()
                 report_exception(exc)
-            await asyncio.sleep(self.config.tick.total_seconds())
+            with contextlib.suppress(asyncio.TimeoutError):  # the tick period, or until stop()
+                await asyncio.wait_for(self._stopped.wait(), self.config.tick.total_seconds())
 
 
 def _raise_if_cancelling() -> None:

@@ -1,11 +1,16 @@
-"""POST /hooks/{source}: verify -> parse -> append to the durable stream -> 202 with the event ids."""
+"""POST /hooks/{source}: verify -> parse -> append to the durable stream (or, while Redis is unreachable, to the
+outage spool) -> 202 with the event ids."""
 
 from __future__ import annotations
 
+import math
+
 from aiohttp import web
 
+from responder.api.errors import json_error
 from responder.errors import IngestError, PayloadError
 from responder.ingest.base import IngestRequest
+from responder.ingest.spool import SpoolFull
 from responder.keys import CLOCK, METRICS, SERVICES
 from responder.logs import get_logger
 
@@ -39,15 +44,25 @@ async def receive(request: web.Request) -> web.Response:
     except (IngestError, web.HTTPException) as exc:  # counted here, rendered by the error middleware
         metrics.webhooks_rejected.labels(source=source, status=str(exc.status)).inc()
         raise
-    appended = await services.events.append(events)
+    try:
+        appended, spooled = await services.intake.accept(events)
+    except SpoolFull as exc:  # Redis is down and the spool holds all it may: the sender keeps it and retries
+        metrics.webhooks_rejected.labels(source=source, status="503").inc()
+        return json_error(503, "the state store is unreachable and the outage spool is full; retry later", "spool",
+                          headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))})
     fresh = [a.event_id for a in appended if not a.duplicate]
     duplicates = [a.event_id for a in appended if a.duplicate]
     metrics.events_received.labels(source=source).inc(len(fresh))
     metrics.events_duplicate.labels(source=source).inc(len(duplicates))
+    if spooled:
+        metrics.events_spooled.labels(source=source).inc(len(fresh))
     # debug: at thousands of webhooks/s an info line each costs more than the append (the counters above count them)
-    log.debug("webhook accepted", source=source, events=len(fresh), duplicates=len(duplicates))
-    return web.json_response({"accepted": len(fresh), "event_ids": [a.event_id for a in appended],
-                              "duplicates": duplicates}, status=202)
+    log.debug("webhook accepted", source=source, events=len(fresh), duplicates=len(duplicates), spooled=spooled)
+    reply: dict[str, object] = {"accepted": len(fresh), "event_ids": [a.event_id for a in appended],
+                                "duplicates": duplicates}
+    if spooled:  # on disk, not yet in Redis: duplicates are dropped when the spool is replayed
+        reply["spooled"] = True
+    return web.json_response(reply, status=202)
 
 
 def setup_ingest_routes(app: web.Application) -> None:

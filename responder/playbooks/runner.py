@@ -67,6 +67,11 @@ class _LeaseLost(Exception):
     """Another replica took the run over while this one waited: stop here, it carries on there."""
 
 
+class _HandedBack(Exception):
+    """Shutting down: the run's lease was released before this step (the exception's text); another replica
+    carries on from there."""
+
+
 class ApprovalGate(Protocol):
     """Asks for a decision and waits for it durably (implemented by responder.chatops.approvals)."""
 
@@ -101,6 +106,9 @@ class PlaybookRunner:
         self.renderer = Renderer()
         self.catalog = action_catalog()
         self.tasks: set[asyncio.Task[None]] = set()
+        #: set by shutdown(): runs start no further step and hand themselves back instead
+        self.stopping = False
+        self._waiting_approval: set[asyncio.Task[Any]] = set()  # run tasks waiting for a person's decision
         #: asks for approval steps (set by the services when ChatOps is wired); None: approval steps fail
         self.approvals: ApprovalGate | None = None
         incidents.on_resolved.append(self._on_resolved)
@@ -156,6 +164,20 @@ class PlaybookRunner:
             self._spawn(self.execute(run_id), f"run:{run_id}")
         return ids
 
+    async def shutdown(self, *, grace: float) -> None:
+        """Graceful stop (SIGTERM): within `grace` seconds, every run here either finishes the step it is in and
+        hands itself back before the next one, or, still inside a step at the deadline (or waiting for an
+        approval), is cancelled and handed back. Handing back releases the lease, so another replica continues
+        the run at once from its next step (a step cut off mid-call is not repeated: it shows as interrupted)."""
+        self.stopping = True
+        for task in list(self._waiting_approval):  # a person may take hours: do not hold the shutdown for that
+            task.cancel()
+        if self.tasks:
+            _done, late = await asyncio.wait(list(self.tasks), timeout=max(grace, 0.0))
+            for task in late:
+                task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
     async def drain(self) -> None:
         """Wait for the runs in flight (tests, shutdown)."""
         while self.tasks:
@@ -175,6 +197,12 @@ class PlaybookRunner:
             await self._execute(run_id, run)
         except _LeaseLost:
             log.warning("run taken over by another replica (its lease lapsed here): stopping at this step")
+        except _HandedBack as exc:
+            log.info("shutting down: run handed back to the other replicas", next_step=str(exc))
+        except asyncio.CancelledError:  # shutdown deadline: hand the run back so another replica resumes it at once
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.store.release(run_id, self.owner))
+            raise
         except Exception as exc:  # never let a run task die silently
             report_exception(exc, incident_id=run["incident_id"], run_id=run_id)
             self.metrics.pipeline_errors.labels(stage="runner").inc()
@@ -235,6 +263,9 @@ class PlaybookRunner:
     async def _run_steps(self, run_id: str, steps: list[Step], incident: Incident, context: dict[str, Any],
                          received: str | None, dry: bool) -> None:
         for step in steps:
+            if self.stopping:  # shutting down: the next replica to claim the run starts this step
+                await self.store.release(run_id, self.owner)
+                raise _HandedBack(step.name)
             if not await self.store.renew(run_id, self.owner, self._lease_until()):
                 raise _LeaseLost(run_id)  # another replica resumed this run: it carries on from here
             record = await self._run_step(run_id, step, incident, context, received, dry)
@@ -338,6 +369,9 @@ class PlaybookRunner:
         """The decision on a waiting approval step: its final status and summary or error."""
         if self.approvals is None:
             return {"status": "failed", "error": "approval steps need Slack (providers.slack is not configured)"}
+        task = asyncio.current_task()
+        if task is not None:
+            self._waiting_approval.add(task)
         try:
             result = await self.approvals.wait(record, lambda: self.store.renew(run_id, self.owner,
                                                                                 self._lease_until()))
@@ -345,6 +379,9 @@ class PlaybookRunner:
             with contextlib.suppress(Exception):
                 await self.store.release(run_id, self.owner)
             raise
+        finally:
+            if task is not None:
+                self._waiting_approval.discard(task)
         if result is None:
             raise _LeaseLost(run_id)
         return result

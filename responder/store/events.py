@@ -141,9 +141,9 @@ class EventStream:
         return Delivery(message_id, event, fields, times)
 
     async def read(self, group: str, consumer: str, *, count: int = 100, block_ms: int = 1000,
-                   pending: bool = False) -> list[Delivery]:
-        """New entries for this consumer (or, with pending=True, its own unacknowledged ones)."""
-        reply: Any = await self.redis.xreadgroup(group, consumer, {self.keys.events: "0" if pending else ">"},
+                   pending: bool = False, after: str = "0") -> list[Delivery]:
+        """New entries for this consumer (or, with pending=True, its own unacknowledged ones after `after`)."""
+        reply: Any = await self.redis.xreadgroup(group, consumer, {self.keys.events: after if pending else ">"},
                                                  count=count, block=None if pending or not block_ms else block_ms)
         out: list[Delivery] = []
         for _stream, entries in reply or []:

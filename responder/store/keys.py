@@ -130,3 +130,7 @@ class Keys:
 
     def rate_limit_source(self, source: str) -> str:
         return f"{self.prefix}:{{rl}}:source:{source}"
+
+    # the dead-man switch: interval n's heartbeat, claimed by the replica that sends it
+    def heartbeat(self, slot: int) -> str:
+        return f"{self.prefix}:{{hb}}:heartbeat:{slot}"

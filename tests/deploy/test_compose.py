@@ -99,7 +99,13 @@ def test_replicas_run_like_the_image_says() -> None:
         assert set(svc["healthcheck"]) >= {"interval", "timeout", "retries", "start_period"}
         config_dir = str(Path(image_env["RESPONDER_CONFIG"]).parent)
         targets = {}
+        state = [v for v in svc["volumes"] if v["type"] == "volume"]
+        # the outage spool's folder ($XDG_STATE_HOME): a named volume of the replica's own, writable
+        assert [v["target"] for v in state] == [image_env["XDG_STATE_HOME"]], name
+        assert state[0]["source"] == f"{name}-state" and not state[0].get("read_only")
         for volume in svc["volumes"]:
+            if volume in state:
+                continue
             assert volume["read_only"] is True, f"{name}: {volume['target']} must be mounted read-only"
             source = (COMPOSE.parent / volume["source"]).resolve()
             assert source.exists(), source
