@@ -116,7 +116,9 @@ class StatusPageConfig(StrictModel):
 class EngineConfig(StrictModel):
     tick: Duration = Field(default=timedelta(seconds=1), description="how often timers (`for`, windows) are checked")
     dedup_ttl: Duration = Field(default=timedelta(hours=24), description="how long a redelivery is recognised")
-    stream_maxlen: int = Field(default=100_000, ge=1000)
+    stream_maxlen: int = Field(default=100_000, ge=1000, description="the event stream keeps this many entries; "
+                               "when the engine's backlog reaches 90% of it, webhooks are refused (503, Retry-After) "
+                               "so that no accepted event is trimmed before it is handled")
     claim_idle: Duration = Field(default=timedelta(seconds=30), description="take over a dead consumer's events")
     max_deliveries: int = Field(default=5, ge=1, description="then the event is dead-lettered")
     run_lease: Duration = Field(default=timedelta(seconds=30), description="a crashed replica's runs resume after")

@@ -13,6 +13,7 @@ from responder.ingest.base import IngestRequest
 from responder.ingest.spool import SpoolFull
 from responder.keys import CLOCK, METRICS, SERVICES
 from responder.logs import get_logger
+from responder.store.events import BacklogFull
 
 __all__ = ["setup_ingest_routes"]
 
@@ -50,6 +51,10 @@ async def receive(request: web.Request) -> web.Response:
         metrics.webhooks_rejected.labels(source=source, status="503").inc()
         return json_error(503, "the state store is unreachable and the outage spool is full; retry later", "spool",
                           headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))})
+    except BacklogFull as exc:  # accepting more would let the stream's cap trim events not yet handled
+        metrics.webhooks_rejected.labels(source=source, status="503").inc()
+        log.warning("webhook refused: the engine is behind", source=source, backlog=exc.backlog)
+        return json_error(503, f"{exc}; retry later", "engine.stream_maxlen", headers={"Retry-After": "5"})
     fresh = [a.event_id for a in appended if not a.duplicate]
     duplicates = [a.event_id for a in appended if a.duplicate]
     metrics.events_received.labels(source=source).inc(len(fresh))

@@ -14,20 +14,33 @@ from responder.events import Event
 from responder.store.keys import Keys
 from responder.store.redis import Redis
 
-__all__ = ["Appended", "Delivery", "EventStream"]
+__all__ = ["Appended", "BacklogFull", "Delivery", "EventStream"]
 
-# KEYS: stream, dedup key per event.  ARGV: maxlen, ttl_ms, then (event id, event json) per event.
+# KEYS: stream, dedup key per event.  ARGV: maxlen, ttl_ms, engine group, then (event id, event json) per event.
 # Dedup check and XADD happen in one script: a redelivery can never slip between them.
+# MAXLEN trims the oldest entries, which must already be handled: when the engine group's backlog (entries not
+# yet delivered + delivered but not acknowledged) reaches 90% of maxlen, the batch is refused instead.
 _APPEND = """
+local groups = redis.pcall('XINFO', 'GROUPS', KEYS[1])
+if type(groups) == 'table' and not groups.err then
+  for _, g in ipairs(groups) do
+    local f = {}
+    for j = 1, #g, 2 do f[g[j]] = g[j + 1] end
+    if f['name'] == ARGV[3] and type(f['lag']) == 'number' then
+      local backlog = f['lag'] + (f['pending'] or 0)
+      if backlog >= tonumber(ARGV[1]) * 0.9 then return {'full', tostring(backlog)} end
+    end
+  end
+end
 local out = {}
 for i = 2, #KEYS do
-  local id = ARGV[2 * i - 1]
+  local id = ARGV[2 * i]
   local existing = redis.call('GET', KEYS[i])
   if existing then
     out[#out + 1] = existing
     out[#out + 1] = '1'
   else
-    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'id', id, 'e', ARGV[2 * i])
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'id', id, 'e', ARGV[2 * i + 1])
     redis.call('SET', KEYS[i], id, 'PX', ARGV[2])
     out[#out + 1] = id
     out[#out + 1] = '0'
@@ -35,6 +48,15 @@ for i = 2, #KEYS do
 end
 return out
 """
+
+
+class BacklogFull(Exception):
+    """The engine is so far behind that appending would let the stream's length cap trim unhandled events:
+    the webhook is refused (503) and its sender retries, instead of an accepted event being lost."""
+
+    def __init__(self, backlog: int, maxlen: int) -> None:
+        super().__init__(f"the engine is {backlog} events behind (engine.stream_maxlen {maxlen})")
+        self.backlog = backlog
 
 
 @dataclass(frozen=True)
@@ -60,6 +82,12 @@ class _Waiting:
     events: list[Event]
     future: asyncio.Future[list[Appended]]
     entries: list[tuple[str, str, str]] = field(default_factory=list)  # (dedup key, event id, event json)
+
+
+def _fail(batch: list[_Waiting], exc: Exception) -> None:
+    for waiting in batch:
+        if not waiting.future.done():
+            waiting.future.set_exception(exc)
 
 
 class EventStream:
@@ -101,7 +129,7 @@ class EventStream:
                 batch.append(self._queue.popleft())
                 size += len(batch[-1].events)
             keys = [self.keys.events]
-            args: list[str | int] = [self.maxlen, self.dedup_ttl_ms]
+            args: list[str | int] = [self.maxlen, self.dedup_ttl_ms, self.keys.engine_group]
             for waiting in batch:
                 for dedup_key, event_id, payload in waiting.entries:
                     keys.append(dedup_key)
@@ -114,9 +142,10 @@ class EventStream:
                 self._queue.clear()
                 raise
             except Exception as exc:  # every caller of this batch sees the store's error
-                for waiting in batch:
-                    if not waiting.future.done():
-                        waiting.future.set_exception(exc)
+                _fail(batch, exc)
+                continue
+            if flat and flat[0] == "full":
+                _fail(batch, BacklogFull(int(flat[1]), self.maxlen))
                 continue
             offset = 0
             for waiting in batch:
