@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -90,7 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.workers > 1 and port == 0:
         print("--workers needs a fixed --port: every worker listens on it (SO_REUSEPORT)", file=sys.stderr)
         return 2
-    configure_logging(loaded.config.log_level, secrets=lambda: secret_values(loaded.config))
+    configure_logging(loaded.config.log_level, secrets=lambda: secret_values(loaded.config), cache_loggers=True)
     if args.workers == 1:
         _serve(loaded, host, port, reuse_port=False)
         return 0
@@ -103,6 +104,10 @@ def _serve(loaded: LoadedConfig, host: str, port: int, *, reuse_port: bool) -> N
 
     app = create_app(loaded)
     watch_sighup(app)  # SIGHUP re-reads the probe files
+    # Everything built so far (modules, the configuration, the app) lives as long as the process: out of the
+    # collector's sight, a full collection no longer walks those ~1M objects (tens of ms each time, under load)
+    gc.collect()
+    gc.freeze()
     web.run_app(app, host=host, port=port, print=None, access_log=None, reuse_port=reuse_port or None,
                 loop=event_loop(), shutdown_timeout=loaded.config.server.shutdown_timeout.total_seconds())
 
@@ -130,7 +135,12 @@ def _serve_workers(loaded: LoadedConfig, host: str, port: int, workers: int) -> 
                 os._exit(code)
         children.append(pid)
 
+    stopping = False
+
     def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            stopping = True  # the workers are already told: one of them ending is no reason to signal again
         for child in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGTERM if signum == signal.SIGINT else signum)
@@ -138,7 +148,6 @@ def _serve_workers(loaded: LoadedConfig, host: str, port: int, workers: int) -> 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
     code = 0
-    stopping = False
     while children:
         pid, status = os.wait()
         if pid not in children:

@@ -7,12 +7,15 @@ a `ProcessorFormatter` then renders every record (ours, aiohttp's, asyncio's) th
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
+import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -24,6 +27,7 @@ __all__ = [
     "is_secret_key",
     "redact_text",
     "redact_value",
+    "refresh_secrets",
     "unbind",
 ]
 
@@ -39,6 +43,7 @@ _LEAD_KEYS = ("timestamp", "level", "logger", "event")
 SecretSource = Callable[[], Iterable[str]]
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
     """True when a field name looks like it holds a credential (token, secret, password, dsn...)."""
     return _SECRET_KEY.search(key) is not None
@@ -55,6 +60,8 @@ def _usable(secrets: Iterable[str]) -> list[str]:
 
 
 def _replace(text: str, secrets: Sequence[str]) -> str:
+    if len(text) < MIN_SECRET_LENGTH:  # every usable secret is at least this long (most values and keys are not)
+        return text
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
@@ -94,15 +101,53 @@ def _redact(value: Any, secrets: Sequence[str], mask_keys: bool) -> Any:
 
 
 class _Redactor:
-    """Processor masking secret values and secret-looking keys; runs after the exception is rendered."""
+    """Processor masking secret values and secret-looking keys; runs after the exception is rendered.
+
+    The secret values are asked for once (on the first line) and kept: walking the whole configuration on every
+    line was the largest part of a line's cost. `refresh_secrets()` asks again (after a configuration reload).
+    """
 
     def __init__(self, secrets: SecretSource | None) -> None:
         self._secrets = secrets
+        self._values: list[str] | None = None
+
+    def refresh(self) -> None:
+        self._values = None
+
+    def values(self) -> list[str]:
+        if self._values is None:
+            self._values = _usable(self._secrets()) if self._secrets is not None else []
+        return self._values
 
     def __call__(self, _logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
-        secrets = _usable(self._secrets()) if self._secrets is not None else []
-        redacted: EventDict = _redact(event_dict, secrets, True)
+        redacted: EventDict = _redact(event_dict, self.values(), True)
         return redacted
+
+
+_redactors: list[_Redactor] = []  # the one of the current configuration
+
+
+def refresh_secrets() -> None:
+    """Ask the configured secret source again on the next line (call it when the configuration is reloaded)."""
+    for redactor in _redactors:
+        redactor.refresh()
+
+
+def _fallback(value: Any) -> Any:
+    """What JSON cannot say natively: the object's `__structlog__()`, else its repr (as structlog's renderer)."""
+    try:
+        return value.__structlog__()
+    except AttributeError:
+        return repr(value)
+
+
+def _dumps(event_dict: EventDict, **_kw: Any) -> str:
+    """One JSON line with orjson (several times faster than json.dumps); json.dumps for what orjson refuses
+    (integers beyond 64 bits, ...)."""
+    try:
+        return orjson.dumps(event_dict, default=_fallback, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(event_dict, default=_fallback)
 
 
 def _order_keys(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
@@ -123,11 +168,14 @@ def configure_logging(
     *,
     stream: TextIO | None = None,
     secrets: SecretSource | None = None,
+    cache_loggers: bool = False,
 ) -> None:
     """Send every log record to `stream` (default stdout) as one JSON line; safe to call again.
 
     Lines carry `timestamp` (ISO, UTC), `level`, `logger`, `event`, the bound context ids and the fields.
-    `secrets` is called for every line and returns the secret values to mask at that moment.
+    `secrets` returns the secret values to mask; it is called once, on the first line after this call (and again
+    after `refresh_secrets()`). `cache_loggers` (the daemon): each logger is built once, on its first use, and
+    ignores a later `configure()` (tests leave it off: `structlog.testing.capture_logs` reconfigures structlog).
     """
     structlog.configure(
         processors=[
@@ -140,9 +188,11 @@ def configure_logging(
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        # Not cached: a cached logger would ignore a later configure() such as structlog.testing.capture_logs.
-        cache_logger_on_first_use=False,
+        # Not cached by default: a cached logger would ignore a later configure() such as capture_logs.
+        cache_logger_on_first_use=cache_loggers,
     )
+    redactor = _Redactor(secrets)
+    _redactors[:] = [redactor]
     pre_chain: list[Processor] = [
         structlog.stdlib.ExtraAdder(),  # our fields arrive as record attributes
         structlog.contextvars.merge_contextvars,  # and stdlib records get the ids too
@@ -155,9 +205,9 @@ def configure_logging(
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
-            _Redactor(secrets),
+            redactor,
             _order_keys,
-            structlog.processors.JSONRenderer(),
+            structlog.processors.JSONRenderer(serializer=_dumps),
         ],
     )
     handler = logging.StreamHandler(stream if stream is not None else sys.stdout)

@@ -2,9 +2,62 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import time
+from collections.abc import Iterator
 
-__all__ = ["Metrics"]
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+__all__ = ["Metrics", "PerRuleCounter"]
+
+
+class PerRuleCounter(Collector):
+    """A counter with one label whose values are many (one per rule), kept as plain numbers.
+
+    Exposed exactly as a prometheus_client Counter with that label (`<name>_total` and `<name>_created` per value),
+    but a value costs ~0.2 KB instead of a Counter child's ~1 KB (its own lock, dicts and value object): with
+    10,000 rules, rule evaluations and firings took ~10 MB as Counters. Incremented from the event loop only.
+    """
+
+    def __init__(self, name: str, documentation: str, label: str, registry: CollectorRegistry) -> None:
+        self.name, self.documentation, self.label = name, documentation, label
+        self._values: dict[str, list[float]] = {}  # label value -> [count, created]
+        registry.register(self)
+
+    def inc(self, value: str, amount: float = 1.0) -> None:
+        entry = self._values.get(value)
+        if entry is None:
+            self._values[value] = [amount, time.time()]
+        else:
+            entry[0] += amount
+
+    def labels(self, **labels: str) -> _PerRuleChild:
+        """prometheus_client's spelling: `.labels(rule=...).inc()`."""
+        return _PerRuleChild(self, labels[self.label])
+
+    def value(self, value: str) -> float:
+        entry = self._values.get(value)
+        return entry[0] if entry is not None else 0.0
+
+    def describe(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(self.name, self.documentation, labels=[self.label])
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=[self.label])
+        for value, (count, created) in list(self._values.items()):
+            family.add_metric([value], count, created=created)
+        yield family
+
+
+class _PerRuleChild:
+    __slots__ = ("_counter", "_value")
+
+    def __init__(self, counter: PerRuleCounter, value: str) -> None:
+        self._counter, self._value = counter, value
+
+    def inc(self, amount: float = 1.0) -> None:
+        self._counter.inc(self._value, amount)
 
 
 class Metrics:
@@ -29,8 +82,9 @@ class Metrics:
                                    "stream does not have yet", registry=r)
         self.spool_bytes = Gauge("responder_spool_bytes", "Bytes in this process's outage spool", registry=r)
         self.events_processed = Counter("responder_events_processed", "Events evaluated by the engine", registry=r)
-        self.rule_evaluations = Counter("responder_rule_evaluations", "Rule evaluations", ["rule"], registry=r)
-        self.rule_firings = Counter("responder_rule_firings", "Rules that fired", ["rule"], registry=r)
+        # one value per rule: thousands of rules would make thousands of Counter children
+        self.rule_evaluations = PerRuleCounter("responder_rule_evaluations", "Rule evaluations", "rule", r)
+        self.rule_firings = PerRuleCounter("responder_rule_firings", "Rules that fired", "rule", r)
         self.events_silenced = Counter("responder_events_silenced", "Rule firings a silence held back (the event "
                                        "is kept; no incident, no playbook)", ["rule"], registry=r)
         self.incidents = Gauge("responder_incidents", "Incidents by state", ["state"], registry=r)

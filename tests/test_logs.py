@@ -127,3 +127,31 @@ def test_redact_text() -> None:
 def test_redact_value_without_key_masking() -> None:
     value = {"token": "plain", "list": (SECRET, 3)}
     assert logs.redact_value(value, [SECRET], mask_keys=False) == {"token": "plain", "list": ("***", 3)}
+
+
+def test_secrets_are_asked_once_per_configuration_and_on_refresh() -> None:
+    buf = io.StringIO()
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    asked: list[int] = []
+    current = [SECRET]
+
+    def secrets() -> list[str]:
+        asked.append(1)
+        return list(current)
+
+    try:
+        logs.configure_logging("INFO", stream=buf, secrets=secrets)
+        log = logs.get_logger("t")
+        for _ in range(3):
+            log.info(f"with {SECRET}")
+        assert len(asked) == 1
+        current[:] = ["0th3r-s3cr3t"]
+        logs.refresh_secrets()  # a reloaded configuration: asked again on the next line
+        log.info("with 0th3r-s3cr3t")
+        assert len(asked) == 2
+        assert [line["event"] for line in lines(buf)] == ["with ***"] * 4
+    finally:
+        structlog.reset_defaults()
+        root.handlers[:] = handlers
+        root.setLevel(level)

@@ -84,7 +84,7 @@ def _check_params(doc: YamlDoc, loc: tuple[str | int, ...], step: Step, renderer
     except TemplateError as exc:
         problems.append(doc.problem((*loc, "with"), f"template error: {exc}"))
     params_model = catalog[step.action][2]
-    sub = YamlDoc(doc.path, doc.tree, step.with_)
+    sub = YamlDoc(doc.path, doc.source, step.with_)
     _, errors = validate_doc(sub, params_model)
     for problem in errors:
         # a templated value is only known at run time: its type is checked then
@@ -231,7 +231,59 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None, 
                                          f"(known: {known})"))
     if problems:
         raise ConfigError(sorted(set(problems)))
+    share_equal_parts([*loaded.rules, *loaded.probes.values()])
     return loaded
+
+
+def share_equal_parts(models: list[BaseModel]) -> None:
+    """Make equal parts of these frozen models one shared object: with thousands of rules most `match.source`
+    matchers, `when` conditions and `resolve` policies are alike, and each copy costs its own object, field dict
+    and fields-set (a rule was ~3.4 KB). Parts are equal only with the same type, the same set fields and the
+    same values, compared as Python values of the same types (secrets by their value, not their mask).
+
+    The models are frozen, so no code can tell a shared part from a copy (as with `model_copy`, which shares its
+    parts too); fields are replaced in the instance's own `__dict__`, as pydantic's `model_construct` fills it.
+    """
+    sharer = _PartSharer()
+    for model in models:  # the models themselves stay as they are: only their parts are shared
+        sharer.share_fields(model)
+
+
+class _PartSharer:
+    def __init__(self) -> None:
+        self.seen: dict[object, BaseModel] = {}
+
+    def share_fields(self, model: BaseModel) -> None:
+        fields = model.__dict__
+        for name, item in fields.items():
+            shared = self.share(item)
+            if shared is not item:
+                fields[name] = shared
+
+    def share(self, value: object) -> object:
+        if isinstance(value, StrictModel):
+            self.share_fields(value)
+            try:
+                identity = (type(value), frozenset(value.model_fields_set), self.key(value.__dict__))
+            except TypeError:  # something unhashable: kept as it is
+                return value
+            return self.seen.setdefault(identity, value)
+        if isinstance(value, list):
+            value[:] = [self.share(item) for item in value]
+        elif isinstance(value, dict):
+            for k, item in value.items():
+                value[k] = self.share(item)
+        return value
+
+    def key(self, value: object) -> object:
+        if isinstance(value, BaseModel):
+            return id(value)  # its own parts are shared already: the same object or not equal
+        if isinstance(value, list | tuple):
+            return type(value), tuple(self.key(item) for item in value)
+        if isinstance(value, dict):
+            return dict, tuple((k, self.key(item)) for k, item in value.items())
+        hash(value)  # TypeError when it cannot be compared this way
+        return type(value), value
 
 
 def secret_values(config: ResponderConfig) -> list[str]:

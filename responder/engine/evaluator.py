@@ -115,7 +115,7 @@ class Evaluator:
                 continue
             evaluation = await self._step(rule, held.group, None)
             if evaluation.state == "firing" and evaluation.result == "none":  # the condition still holds
-                evaluation = dataclasses.replace(evaluation, result="fire", sample=held.sample)
+                evaluation = dataclasses.replace(evaluation, result="fire", sample=held.sample, held=True)
             elif evaluation.state != "firing":
                 await self.silences.forget(held.key)
             decisions.append(await self._act(rule, held.group, evaluation, None))
@@ -157,8 +157,11 @@ class Evaluator:
 
     async def _act(self, rule: Rule, group: dict[str, str], ev: Evaluation, event: Event | None) -> Decision:
         key = member_of(rule, group)
-        incident_id = await self.incidents.store.open_id(key)
         result = ev.result
+        # On "fire" the open incident is not looked up first: the open script finds it (one round trip less on the
+        # way to a new incident); it is looked up only when a silence matches (a silence holds back a new incident,
+        # never a firing that joins an open one).
+        incident_id = await self.incidents.store.open_id(key) if result != "fire" else None
         if result == "update" and incident_id is None and event is not None:
             # the group is firing but has no open incident: its firing was silenced, or its incident was resolved
             # (by a person, a playbook or PagerDuty) while the condition still held. A new problem event opens a
@@ -168,17 +171,21 @@ class Evaluator:
             sample = event or (Event.model_validate(ev.sample) if ev.sample else None)
             if incident_id is None and self.silences is not None:
                 silence = await self.silences.check(rule, group, sample)
+                if silence is not None and ev.result == "fire" and await self.incidents.store.open_id(key):
+                    silence = None  # an incident is open for the group: the firing joins it
                 if silence is not None:  # recorded, but no incident and no playbook
                     await self.silences.suppressed(silence, rule, key, group, sample)
                     return Decision(rule.id, key, "silenced", ev.state, ev.value, None)
-                await self.silences.forget(key)
+                if ev.held or ev.result != "fire":  # a silence's mark (`held` says so on fire) is cleared
+                    await self.silences.forget(key)
             value = f" (value {ev.value:g})" if ev.value is not None else ""
             incident, created = await self.incidents.open(
                 key=key, rule_id=rule.id, title=self._title(rule, group, sample), severity=rule.severity, group=group,
                 playbook=rule.playbook, event=sample, text=f"rule {rule.id} fired{value}")
             incident_id = incident.id
             self.metrics.rule_firings.labels(rule=rule.id).inc()
-            log.info("rule fired", rule_id=rule.id, incident_id=incident.id, created=created)
+            # debug: the incident's timeline has it, and "incident opened" is logged for a new incident
+            log.debug("rule fired", rule_id=rule.id, incident_id=incident.id, created=created)
             if created and rule.playbook and self.start_playbook:
                 await self.start_playbook(incident, rule.playbook, sample)
         elif incident_id and event is not None and ev.result in ("update", "resolving", "resolve", "none"):

@@ -67,10 +67,10 @@ class IncidentService:
             url=event.url if event else None, value=event.value if event else None,
             first_event_id=event.id if event else None, created_at=now, updated_at=now)
         entry = self.entry(f"rule:{rule_id}", "rule", text, event_id=event.id if event else None)
-        incident_id, created = await self.store.open(draft, entry)
-        if not created:
-            await self.store.append(incident_id, entry)
-        incident = await self.get(incident_id)
+        # one script: create (or find the open one), the entry on its timeline, and the document back
+        incident_id, created, incident = await self.store.open(draft, entry)
+        if incident is None:
+            raise IncidentNotFound(incident_id)
         await self._emit(incident, entry, created)
         if created:
             log.info("incident opened", incident_id=incident_id, rule_id=rule_id, key=key)
@@ -86,10 +86,14 @@ class IncidentService:
                            lambda inc: {"event_count": inc.event_count + 1, "value": event.value})
 
     async def note(self, incident_id: str, actor: str, text: str, kind: str = "human", **data: Any) -> None:
-        incident = await self.get(incident_id)
+        """Add an entry to the timeline of an existing incident (IncidentNotFound otherwise); one round trip, the
+        incident's document is fetched in it only when a listener will hear the entry."""
         entry = self.entry(actor, kind, text, **data)
-        await self.store.append(incident_id, entry)
-        await self._emit(incident, entry, False)
+        exists, incident = await self.store.note(incident_id, entry, want=bool(self.on_timeline))
+        if not exists:
+            raise IncidentNotFound(incident_id)
+        if incident is not None:
+            await self._emit(incident, entry, False)
 
     async def acknowledge(self, incident_id: str, actor: str) -> Incident:
         return await self._update(incident_id, Action.ACKNOWLEDGE, self.entry(actor, "human", "acknowledged"),
@@ -117,31 +121,44 @@ class IncidentService:
         return await self._update(incident_id, None, self.entry(actor, "human", "automation unfrozen"),
                                   lambda inc: {"automation_frozen": False, "frozen_reason": None})
 
-    async def start_mitigation(self, incident_id: str, playbook: str) -> Incident:
+    async def start_mitigation(self, incident_id: str, playbook: str, *, known: Incident | None = None) -> Incident:
+        """`known`: the incident as the caller last saw it (saves a read when it is still exactly so)."""
         return await self._update(incident_id, Action.START_MITIGATION,
                                   self.entry(f"playbook:{playbook}", "playbook", f"playbook {playbook} started"),
-                                  lambda inc: {"mitigating_since": self.clock.now()})
+                                  lambda inc: {"mitigating_since": self.clock.now()}, known=known)
 
-    async def end_mitigation(self, incident_id: str, playbook: str, outcome: str) -> Incident | None:
+    async def end_mitigation(self, incident_id: str, playbook: str, outcome: str, *,
+                             known: Incident | None = None) -> Incident | None:
         """Leave `mitigating`; a no-op when the incident was resolved meanwhile."""
         try:
             return await self._update(
                 incident_id, Action.END_MITIGATION,
                 self.entry(f"playbook:{playbook}", "playbook", f"playbook {playbook} {outcome}"),
-                lambda inc: {"mitigating_since": None})
+                lambda inc: {"mitigating_since": None}, known=known)
         except IllegalTransition:
             await self.note(incident_id, f"playbook:{playbook}", f"playbook {playbook} {outcome}", kind="playbook")
             return None
 
     async def _update(self, incident_id: str, action: Action | None, entry: TimelineEntry,
-                      patch: Callable[[Incident], dict[str, Any]]) -> Incident:
-        """Apply the transition table with compare-and-set, retrying when another writer got there first."""
+                      patch: Callable[[Incident], dict[str, Any]], *, known: Incident | None = None) -> Incident:
+        """Apply the transition table with compare-and-set, retrying when another writer got there first.
+
+        `known` (the incident as the caller last saw it) is tried first without reading: the write then also
+        requires the stored document to be exactly `known`, so a change made meanwhile is never overwritten."""
         for _ in range(20):
-            current = await self.get(incident_id)
-            state = current.state if action is None else next_state(
-                current.state, action, acknowledged=current.acknowledged_at is not None)
+            if known is not None:
+                current, expected, known = known, known, None
+                try:
+                    state = current.state if action is None else next_state(
+                        current.state, action, acknowledged=current.acknowledged_at is not None)
+                except IllegalTransition:
+                    continue  # perhaps no longer so: read it
+            else:
+                current, expected = await self.get(incident_id), None
+                state = current.state if action is None else next_state(
+                    current.state, action, acknowledged=current.acknowledged_at is not None)
             updated = current.model_copy(update={**patch(current), "state": state, "updated_at": self.clock.now()})
-            outcome = await self.store.save(current.state, updated, entry)
+            outcome = await self.store.save(current.state, updated, entry, expected=expected)
             if outcome == "ok":
                 await self._emit(updated, entry, updated.state is not current.state)
                 return updated

@@ -142,8 +142,9 @@ class PlaybookRunner:
                "created_at": self.clock.now().isoformat(),
                "event": event.model_dump(mode="json") if event else None}
         created = await self.store.create(run_id, incident.id, doc, self.owner, self._lease_until())
-        if created:
-            self._spawn(self.execute(run_id), f"run:{run_id}")
+        if created:  # the run as just written, and the incident as the caller has it: no reading back
+            self._spawn(self.execute(run_id, {**doc, "status": "running", "owner": self.owner}, incident),
+                        f"run:{run_id}")
             return run_id
         return None
 
@@ -187,14 +188,16 @@ class PlaybookRunner:
         return to_ms(self.clock.now()) + self.lease_ms
 
     # -- executing ------------------------------------------------------------------------------
-    async def execute(self, run_id: str) -> None:
-        run = await self.store.get(run_id)
+    async def execute(self, run_id: str, run: dict[str, Any] | None = None, incident: Incident | None = None) -> None:
+        """Execute (or resume) a run; `run` and `incident` spare reading them when the caller has just written them."""
+        if run is None:
+            run = await self.store.get(run_id)
         if run is None or run.get("status") not in ("running", None):
             return
         bind(run_id=run_id, incident_id=run["incident_id"])
         keeper = asyncio.create_task(self._keep_lease(run_id), name=f"lease:{run_id}")
         try:
-            await self._execute(run_id, run)
+            await self._execute(run_id, run, incident)
         except _LeaseLost:
             log.warning("run taken over by another replica (its lease lapsed here): stopping at this step")
         except _HandedBack as exc:
@@ -224,9 +227,9 @@ class PlaybookRunner:
             except (RedisError, OSError) as exc:  # the lease may lapse meanwhile; keep trying
                 log.warning("run lease not renewed", error=exc.__class__.__name__)
 
-    async def _execute(self, run_id: str, run: dict[str, Any]) -> None:
+    async def _execute(self, run_id: str, run: dict[str, Any], known: Incident | None) -> None:
         playbook = self.playbooks.get(run["playbook"])
-        incident = await self.incidents.get(run["incident_id"])
+        incident = known if known is not None else await self.incidents.get(run["incident_id"])
         actor = f"playbook:{run['playbook']}"
         if playbook is None:
             await self.incidents.note(incident.id, "runner", f"playbook {run['playbook']} no longer exists")
@@ -236,7 +239,7 @@ class PlaybookRunner:
         dry = bool(run.get("dry_run"))
         mitigating = main and not dry and incident.state.is_open
         if mitigating and incident.state is not IncidentState.MITIGATING:  # (already, when a run is resumed)
-            incident = await self.incidents.start_mitigation(incident.id, playbook.id)
+            incident = await self.incidents.start_mitigation(incident.id, playbook.id, known=incident)
         if dry:
             await self.incidents.note(incident.id, actor, f"dry-run of playbook {playbook.id}: every step is "
                                       "rendered and recorded, no vendor is called", kind="playbook")
@@ -249,8 +252,8 @@ class PlaybookRunner:
         except RunFailed as exc:
             outcome = f"failed at step {exc}"
         await self.store.finish(run_id, "failed" if outcome != "completed" else "completed")
-        if mitigating:
-            await self.incidents.end_mitigation(incident.id, playbook.id, outcome)
+        if mitigating:  # `incident` as the run last wrote it: a change since makes the service read it
+            await self.incidents.end_mitigation(incident.id, playbook.id, outcome, known=incident)
         else:
             what = "dry-run" if dry else ("steps" if main else "resolve steps")
             await self.incidents.note(incident.id, actor, f"{what} {outcome}", kind="playbook")
@@ -266,9 +269,9 @@ class PlaybookRunner:
             if self.stopping:  # shutting down: the next replica to claim the run starts this step
                 await self.store.release(run_id, self.owner)
                 raise _HandedBack(step.name)
-            if not await self.store.renew(run_id, self.owner, self._lease_until()):
-                raise _LeaseLost(run_id)  # another replica resumed this run: it carries on from here
-            record = await self._run_step(run_id, step, incident, context, received, dry)
+            # the lease is renewed with the step's start record (one script); _LeaseLost if another replica resumed
+            # this run meanwhile: it carries on from here
+            record = await self._run_step(run_id, step, incident, context, received, dry, renew=True)
             context["steps"][step.name] = {"status": record["status"], "output": record.get("output", {})}
             if dry and step.on_failure:  # a rehearsal shows the escalation path too
                 await self._run_steps(run_id, step.on_failure, incident, context, received, dry)
@@ -281,13 +284,21 @@ class PlaybookRunner:
                                                  to_ms(self.clock.now()) + to_ms_delta(step.repeat_every))
 
     async def _run_step(self, run_id: str, step: Step, incident: Incident, context: dict[str, Any],
-                        received: str | None, dry: bool, *, key: str | None = None) -> dict[str, Any]:
-        """Run one step once; `key` names its idempotency record (a repeat's iteration has its own)."""
+                        received: str | None, dry: bool, *, key: str | None = None,
+                        renew: bool = False) -> dict[str, Any]:
+        """Run one step once; `key` names its idempotency record (a repeat's iteration has its own). `renew`: renew
+        the run's lease in the same script first (_LeaseLost, and no record written, when another replica has it)."""
         key = key or step.name
         started = self.clock.now()
         record: dict[str, Any] = {"step": key, "action": step.action, "status": "running",
                                   "started_at": started.isoformat(), "owner": self.owner}
-        existing = await self.store.begin_step(run_id, key, record)
+        if renew:
+            renewed, existing = await self.store.renew_and_begin_step(run_id, key, record, self.owner,
+                                                                      self._lease_until())
+            if not renewed:
+                raise _LeaseLost(run_id)
+        else:
+            existing = await self.store.begin_step(run_id, key, record)
         if existing is not None:
             if existing["status"] in FINAL:
                 return existing
@@ -436,7 +447,9 @@ class PlaybookRunner:
         data = {"plan": record["plan"]} if "plan" in record else {}
         await self.incidents.note(incident.id, f"step:{record['step']}", f"{step.action} {record['status']}"
                                   + (f": {detail}" if detail else ""), kind="step", **data)
-        log.info("step finished", step=record["step"], action=step.action, status=record["status"])
+        # info for what someone should look at; a step that went as planned is on the timeline (and in the metrics)
+        (log.debug if record["status"] in ("ok", "skipped", "dry-run") else log.info)(
+            "step finished", step=record["step"], action=step.action, status=record["status"])
 
     # -- repeating steps ------------------------------------------------------------------------
     async def run_repeats(self) -> int:

@@ -18,7 +18,7 @@ from responder.store.redis import Redis
 
 __all__ = ["Evaluation", "RuleStateStore"]
 
-# KEYS: 1 state hash, 2 series hash | window-all zset, 3 window-flagged zset, 4 timers zset
+# KEYS: 1 state hash, 2 series hash | window-all zset, 3 window-flagged zset, 4 timers zset, 5 suppressed hash
 # ARGV: 1 mode (series|window), 2 now_ms, 3 for_ms, 4 resolve_ms, 5 quiet_ms, 6 timer member,
 #       7 series id | event id (empty on a tick), 8 holds/counted (1|0), 9 window_ms, 10 kind (count|ratio),
 #       11 op, 12 threshold, 13 sample event json (empty: keep), 14 group json
@@ -110,7 +110,9 @@ if state == 'inactive' and deadline == nil and (ARGV[1] ~= 'series' or redis.cal
 end
 local sample = ''
 if result == 'fire' or result == 'resolve' then sample = redis.call('HGET', KEYS[1], 'sample') or '' end
-return {result, state, value, tostring(pending_since), sample}
+local held = '0'
+if result == 'fire' and redis.call('HEXISTS', KEYS[5], ARGV[6]) == 1 then held = '1' end
+return {result, state, value, tostring(pending_since), sample, held}
 """
 
 
@@ -123,6 +125,7 @@ class Evaluation:
     value: float | None  # the window aggregate, when the rule has `over`
     pending_since_ms: int
     sample: dict[str, Any] | None  # the last event that met the condition (for fire/resolve)
+    held: bool = False  # on fire: a silence had held this group's firing back (its suppressed mark is still there)
 
 
 class RuleStateStore:
@@ -140,13 +143,13 @@ class RuleStateStore:
             keys += [self.keys.rule_series(member), self.keys.rule_window(member, "flag")]
         else:
             keys += [self.keys.rule_window(member, "all"), self.keys.rule_window(member, "flag")]
-        keys.append(self.keys.timers)
+        keys += [self.keys.timers, self.keys.suppressed]
         reply = await self._evaluate(keys=keys, args=[
             mode, now_ms, for_ms, resolve_ms, quiet_ms, member, item, "1" if holds else "0",
             window_ms, kind, op, repr(float(threshold)), sample, group])
-        result, state, value, pending_since, sample_json = (str(x) for x in reply)
+        result, state, value, pending_since, sample_json, held = (str(x) for x in reply)
         return Evaluation(result, state, float(value) if value else None, int(float(pending_since)),
-                          json.loads(sample_json) if sample_json else None)
+                          json.loads(sample_json) if sample_json else None, held == "1")
 
     async def due(self, now_ms: int, limit: int = 500) -> list[str]:
         """Members whose timer has expired: `for` elapsed, resolve delay over, or a window edge."""

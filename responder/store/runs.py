@@ -37,6 +37,16 @@ redis.call('ZADD', KEYS[2], 'XX', ARGV[3], ARGV[1])
 return 1
 """
 
+# KEYS: 1 run hash, 2 due zset, 3 step hash. ARGV: 1 run id, 2 owner, 3 lease deadline ms, 4 step record json
+# Renew the lease (as _RENEW: 'lost' when another owner holds the run, and nothing written), then write the step's
+# start record unless one exists: '' when written, else the existing record. One round trip per step.
+_RENEW_BEGIN = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[2] then return 'lost' end
+redis.call('ZADD', KEYS[2], 'XX', ARGV[3], ARGV[1])
+if redis.call('HSETNX', KEYS[3], 'rec', ARGV[4]) == 1 then return '' end
+return redis.call('HGET', KEYS[3], 'rec') or ''
+"""
+
 # KEYS: 1 budget zset. ARGV: 1 now ms, 2 window ms, 3 max, 4 member
 _BUDGET = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
@@ -74,6 +84,7 @@ class RunStore:
         self._create = redis.register_script(_CREATE)
         self._claim = redis.register_script(_CLAIM)
         self._renew = redis.register_script(_RENEW)
+        self._renew_begin = redis.register_script(_RENEW_BEGIN)
         self._budget = redis.register_script(_BUDGET)
         self._claim_repeats = redis.register_script(_CLAIM_REPEATS)
 
@@ -117,6 +128,16 @@ class RunStore:
             return None
         raw = await self.redis.hget(key, "rec")
         return json.loads(raw) if raw else None
+
+    async def renew_and_begin_step(self, run_id: str, step: str, record: dict[str, Any], owner: str,
+                                   lease_until: int) -> tuple[bool, dict[str, Any] | None]:
+        """`renew` and `begin_step` in one script: (False, None) when another owner holds the run (nothing is
+        written), else (True, the existing record or None if this one was written)."""
+        reply = await self._renew_begin(keys=[self.keys.run(run_id), self.keys.runs_due, self.keys.step(run_id, step)],
+                                        args=[run_id, owner, lease_until, json.dumps(record)])
+        if reply == "lost":
+            return False, None
+        return True, json.loads(reply) if reply else None
 
     async def finish_step(self, run_id: str, step: str, record: dict[str, Any]) -> None:
         await self.redis.hset(self.keys.step(run_id, step), "rec", json.dumps(record))

@@ -128,3 +128,18 @@ async def test_step_timeout(make_config: Any, make_app: Any, sink: Sink) -> None
     await services.runner.drain()
     record = await services.runs.step_record(run_id, "slow")
     assert record["status"] == "failed" and "timed out after 0.2s" in record["error"]
+
+
+async def test_lease_renewal_and_step_start_are_one_script(make_config: Any, make_app: Any) -> None:
+    _, services = await make_app(make_config({}))
+    runs, run_id = services.runs, "r1"
+    await runs.create(run_id, "1", {"run_id": run_id, "incident_id": "1", "playbook": "p", "phase": "main"},
+                      "me", 1000)
+    record = {"step": "a", "status": "running"}
+    assert await runs.renew_and_begin_step(run_id, "a", record, "me", 5000) == (True, None)
+    assert float(await runs.redis.zscore(services.keys.runs_due, run_id)) == 5000  # the lease moved on
+    assert await runs.renew_and_begin_step(run_id, "a", {"step": "a", "status": "x"}, "me", 6000) == (True, record)
+    # another replica holds the run: nothing renewed, no record written
+    assert await runs.renew_and_begin_step(run_id, "b", record, "other", 9000) == (False, None)
+    assert await runs.step_record(run_id, "b") is None
+    assert float(await runs.redis.zscore(services.keys.runs_due, run_id)) == 6000
