@@ -35,21 +35,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import Field, TypeAdapter
-from redis.exceptions import (
-    AuthenticationError,
-    AuthorizationError,
-    BusyLoadingError,
-    ClusterDownError,
-    ReadOnlyError,
-    TryAgainError,
-)
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from responder.config.base import Duration, StrictModel
 from responder.events import Event
 from responder.logs import get_logger
 from responder.store.events import Appended
+from responder.store.redis import store_unreachable
 
 __all__ = ["Spool", "SpoolConfig", "SpoolFull", "SpooledIntake", "default_spool_dir", "store_unreachable"]
 
@@ -75,17 +66,6 @@ def default_spool_dir(env: dict[str, str]) -> Path:
     """$XDG_STATE_HOME/responder/spool, else ~/.local/state/responder/spool (`env` first, then the process's)."""
     state = env.get("XDG_STATE_HOME") or os.environ.get("XDG_STATE_HOME")
     return Path(state or Path.home() / ".local" / "state") / "responder" / "spool"
-
-
-def store_unreachable(exc: BaseException) -> bool:
-    """True for the failures a spool is for: Redis cannot be reached or cannot take writes right now.
-
-    Authentication, script and data errors are not outages: spooling them would only delay the same error.
-    """
-    if isinstance(exc, (AuthenticationError, AuthorizationError)):
-        return False
-    return isinstance(exc, (RedisConnectionError, RedisTimeoutError, BusyLoadingError, ReadOnlyError, ClusterDownError,
-                            TryAgainError, OSError, asyncio.TimeoutError))
 
 
 class SpoolFull(Exception):

@@ -27,15 +27,23 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    BusyLoadingError,
+    ClusterDownError,
+    ReadOnlyError,
+    RedisError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from responder.errors import ConfigError, StoreUnavailable
 from responder.logs import get_logger
 
 __all__ = ["Redis", "RedisError", "RedisUrl", "StoreUnavailable", "connect", "embedded_server", "parse_redis_url",
-           "ping"]
+           "ping", "store_unreachable"]
 
 log = get_logger(__name__)
 
@@ -240,3 +248,14 @@ async def ping(client: Redis) -> bool:
         return bool(await client.ping())
     except (RedisError, OSError):
         return False
+
+
+def store_unreachable(exc: BaseException) -> bool:
+    """True for the failures a spool is for: Redis cannot be reached or cannot take writes right now.
+
+    Authentication, script and data errors are not outages: spooling them would only delay the same error.
+    """
+    if isinstance(exc, (AuthenticationError, AuthorizationError)):
+        return False
+    return isinstance(exc, (RedisConnectionError, RedisTimeoutError, BusyLoadingError, ReadOnlyError, ClusterDownError,
+                            TryAgainError, OSError, asyncio.TimeoutError))
